@@ -1,0 +1,43 @@
+//! Image formats imgcdn reads and writes, and the facts the HTTP layer needs about them.
+//!
+//! This module only names formats; detecting a format from bytes lives in `pipeline`.
+
+use std::fmt;
+
+/// A raster format. Inputs may be any of these; outputs are `Jpeg`, `Png` or `Webp`
+/// (a GIF source is written as PNG unless another format is asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+}
+
+impl Format {
+    /// The `Content-Type` for this format.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Webp => "image/webp",
+            Format::Gif => "image/gif",
+        }
+    }
+
+    /// The name used in `f_<name>` and in canonical option strings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Gif => "gif",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
