@@ -32,7 +32,12 @@ pub enum LayoutError {
 }
 
 /// Compute the plan for a `src_w` x `src_h` (oriented) source.
-pub fn plan(t: &Transform, src_w: u32, src_h: u32, max_output_pixels: u64) -> Result<Plan, LayoutError> {
+pub fn plan(
+    t: &Transform,
+    src_w: u32,
+    src_h: u32,
+    max_output_pixels: u64,
+) -> Result<Plan, LayoutError> {
     let _ = (t, src_w, src_h, max_output_pixels);
     todo!()
 }

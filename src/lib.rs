@@ -1,6 +1,13 @@
 //! imgcdn: an on-the-fly image CDN proxy.
+//!
+//! A request `/img/<options>/<source>` flows one way: [`server`] parses [`options`] and the
+//! [`source`], the [`source::Fetcher`] reads the bytes, the [`pipeline`] renders them on the
+//! bounded [`pool`], and the server answers with cache headers. See `ARCHITECTURE.md`.
+pub mod config;
 pub mod format;
-pub mod options;
 pub mod layout;
+pub mod options;
 pub mod pipeline;
+pub mod pool;
+pub mod server;
 pub mod source;

@@ -1,1 +1,9 @@
-//! Integration tests: the real server against a real loopback origin.
+//! Integration tests: the real server on an ephemeral loopback port against a real origin
+//! started by the test (in-process hyper) or files on disk. No network beyond loopback.
+
+mod binary;
+mod errors;
+mod headers;
+mod images;
+mod sources;
+mod support;

@@ -1,0 +1,469 @@
+//! Configuration: built-in defaults < `config/default.toml` (or `--config FILE`) < environment
+//! `IMGCDN_<SECTION>__<KEY>` < CLI flags, merged by figment into [`Config`] and validated once
+//! into [`Settings`].
+//!
+//! [`Config`] is the raw, serialisable shape (every key, with its default); unknown keys and bad
+//! values stop start-up with a message naming the key. [`Settings`] holds the parsed forms the
+//! rest of the program uses (CIDRs, durations, the source base). Nothing here does network I/O.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format as _, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::Limits;
+use crate::source::{self, Base};
+
+/// The file read when `--config` is not given, if it exists (relative to the working directory).
+pub const DEFAULT_FILE: &str = "config/default.toml";
+/// Prefix of environment overrides; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "IMGCDN_";
+
+/// Every configuration key, with its built-in default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub source: SourceConfig,
+    pub limits: LimitsConfig,
+    pub output: OutputConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Longest accepted request target (path + query) in bytes; longer answers 414.
+    pub max_url_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            max_url_bytes: 8 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// Folder or http(s) base URL that relative sources are resolved against.
+    pub base: String,
+    /// Hosts an absolute source URL may name (`example.com`, `*.example.com`); empty = any.
+    pub allow_hosts: Vec<String>,
+    /// CIDRs an origin may resolve to although they are private, loopback or link-local.
+    pub allow_networks: Vec<String>,
+    /// Largest source body in bytes.
+    pub max_bytes: u64,
+    /// Deadline for a whole fetch, redirects included, in milliseconds.
+    pub timeout_ms: u64,
+    /// Most redirects followed for one fetch.
+    pub max_redirects: u32,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            base: "./images".into(),
+            allow_hosts: Vec::new(),
+            allow_networks: Vec::new(),
+            max_bytes: 25 * 1024 * 1024,
+            timeout_ms: 10_000,
+            max_redirects: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest source width x height, read from the header before decoding.
+    pub max_source_pixels: u64,
+    /// Largest output width x height.
+    pub max_output_pixels: u64,
+    /// Largest buffer one decode may allocate, in bytes.
+    pub max_decode_bytes: u64,
+    /// Image worker threads (decode/resize/encode); 0 = number of cores.
+    pub workers: usize,
+    /// Requests that may wait for a worker; beyond that the answer is 503.
+    pub queue: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_source_pixels: 50_000_000,
+            max_output_pixels: 8192 * 8192,
+            max_decode_bytes: 512 * 1024 * 1024,
+            workers: 0,
+            queue: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Quality for lossy output when the URL has no `q_`.
+    pub default_quality: u8,
+    /// `Cache-Control` of successful image responses.
+    pub cache_control: String,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            default_quality: 80,
+            cache_control: "public, max-age=31536000, immutable".into(),
+        }
+    }
+}
+
+/// Start-up failed because of the configuration; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration error: {0}")]
+    Load(Box<figment::Error>),
+    #[error("configuration error: `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Merge defaults < file < environment < CLI. `file` is `--config`; without it
+    /// [`DEFAULT_FILE`] is read when it exists.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let env = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX));
+        Self::load_from(file, env, overrides)
+    }
+
+    /// [`Config::load`] with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_FILE))
+            }
+            None => {}
+        }
+        let mut vars: Vec<(String, String)> = env.into_iter().collect();
+        vars.sort();
+        for (name, value) in vars {
+            figment = figment.merge(EnvVar::new(name, value));
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+}
+
+/// One `IMGCDN_SECTION__KEY=value` variable as a figment provider, named after the variable so
+/// that an error points at it. Values parse like figment's `Env` (`["a", "b"]` is an array).
+/// We take variables as a list instead of using `figment::providers::Env`, which reads the
+/// process environment itself, so tests can pass their own without touching global state.
+struct EnvVar {
+    name: String,
+    key: String,
+    value: String,
+}
+
+impl EnvVar {
+    fn new(name: String, value: String) -> Self {
+        let key = name
+            .get(ENV_PREFIX.len()..)
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        EnvVar { name, key, value }
+    }
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let value: Value = self
+            .value
+            .parse()
+            .unwrap_or_else(|_| Value::from(self.value.clone()));
+        match figment::util::nest(&self.key, value).into_dict() {
+            Some(dict) => Ok(Profile::Default.collect(dict)),
+            None => Err(figment::Error::from(format!("{}: empty key", self.name))),
+        }
+    }
+}
+
+/// Validated configuration, built once at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub max_url_bytes: usize,
+    pub source: source::Settings,
+    pub limits: Limits,
+    pub workers: usize,
+    pub queue: usize,
+    pub default_quality: u8,
+    pub cache_control: String,
+}
+
+impl TryFrom<Config> for Settings {
+    type Error = ConfigError;
+
+    fn try_from(c: Config) -> Result<Self, ConfigError> {
+        let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
+        let base = parse_base(&c.source.base).map_err(|r| invalid("source.base", r))?;
+        let allow_networks = c
+            .source
+            .allow_networks
+            .iter()
+            .map(|s| parse_network(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|r| invalid("source.allow_networks", r))?;
+        for host in &c.source.allow_hosts {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if bare.is_empty() || bare.contains(['/', ':', '*', ' ', '@']) {
+                return Err(invalid(
+                    "source.allow_hosts",
+                    format!("`{host}` is not a host name or `*.domain` pattern"),
+                ));
+            }
+        }
+        if c.source.timeout_ms == 0 {
+            return Err(invalid("source.timeout_ms", "must be at least 1".into()));
+        }
+        if c.source.max_bytes == 0 {
+            return Err(invalid("source.max_bytes", "must be at least 1".into()));
+        }
+        if !(1..=100).contains(&c.output.default_quality) {
+            return Err(invalid(
+                "output.default_quality",
+                "must be from 1 to 100".into(),
+            ));
+        }
+        if http::HeaderValue::from_str(&c.output.cache_control).is_err() {
+            return Err(invalid(
+                "output.cache_control",
+                "is not a valid header value".into(),
+            ));
+        }
+        for (key, value) in [
+            ("limits.max_source_pixels", c.limits.max_source_pixels),
+            ("limits.max_output_pixels", c.limits.max_output_pixels),
+            ("limits.max_decode_bytes", c.limits.max_decode_bytes),
+            ("server.max_url_bytes", c.server.max_url_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        let workers = match c.limits.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(Settings {
+            listen: c.server.listen,
+            max_url_bytes: c.server.max_url_bytes,
+            source: source::Settings {
+                base,
+                allow_hosts: c
+                    .source
+                    .allow_hosts
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
+                allow_networks,
+                max_bytes: c.source.max_bytes,
+                timeout: Duration::from_millis(c.source.timeout_ms),
+                max_redirects: c.source.max_redirects,
+            },
+            limits: Limits {
+                max_source_pixels: c.limits.max_source_pixels,
+                max_output_pixels: c.limits.max_output_pixels,
+                max_decode_bytes: c.limits.max_decode_bytes,
+            },
+            workers,
+            queue: c.limits.queue,
+            default_quality: c.output.default_quality,
+            cache_control: c.output.cache_control,
+        })
+    }
+}
+
+fn parse_base(s: &str) -> Result<Base, String> {
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a valid URL: {e}"))?;
+        Ok(Base::Url(url))
+    } else if lower.contains("://") {
+        Err(format!("`{s}`: only http(s) URLs or folders are supported"))
+    } else if s.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(Base::Dir(PathBuf::from(s)))
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address (`127.0.0.2`, taken as /32 or /128).
+fn parse_network(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not a CIDR such as 10.0.0.0/8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn shipped() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
+    }
+
+    #[test]
+    fn default_file_equals_builtin_defaults() {
+        let loaded = Config::load_from(Some(&shipped()), env(&[]), &Overrides::default());
+        assert_eq!(loaded.ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn default_file_names_every_key() {
+        let text = std::fs::read_to_string(shipped()).unwrap_or_default();
+        let table: toml::Table = text.parse().unwrap_or_default();
+        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+        assert_eq!(
+            table, defaults,
+            "config/default.toml must list every key with its default"
+        );
+    }
+
+    #[test]
+    fn layers_env_overrides_file_and_cli_overrides_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:1111\"\n[output]\ndefault_quality = 70\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&file), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.server.listen.port(), 1111);
+        assert_eq!(c.output.default_quality, 70);
+
+        let e = env(&[("IMGCDN_SERVER__LISTEN", "127.0.0.1:2222")]);
+        let c = Config::load_from(Some(&file), e.clone(), &Overrides::default()).unwrap();
+        assert_eq!(c.server.listen.port(), 2222);
+        assert_eq!(
+            c.output.default_quality, 70,
+            "the file still applies where env is silent"
+        );
+
+        let cli = Overrides {
+            listen: Some("127.0.0.1:3333".parse().unwrap()),
+        };
+        let c = Config::load_from(Some(&file), e, &cli).unwrap();
+        assert_eq!(c.server.listen.port(), 3333);
+    }
+
+    #[test]
+    fn env_array_value_parses() {
+        let e = env(&[(
+            "IMGCDN_SOURCE__ALLOW_NETWORKS",
+            r#"["127.0.0.0/8", "10.0.0.0/8"]"#,
+        )]);
+        let c = Config::load_from(None, e, &Overrides::default()).unwrap();
+        assert_eq!(c.source.allow_networks, vec!["127.0.0.0/8", "10.0.0.0/8"]);
+        let s = Settings::try_from(c).unwrap();
+        assert_eq!(s.source.allow_networks.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nlisten_port = 1\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let e = env(&[("IMGCDN_SERVER__LISTEN_PORT", "1")]);
+        let err = Config::load_from(None, e, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = env(&[("IMGCDN_SERVER__LISTEN", "not-an-address")]);
+        let err = Config::load_from(None, e, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+
+        let mut c = Config::default();
+        c.source.allow_networks = vec!["10.0.0.0/99".into()];
+        let err = Settings::try_from(c).unwrap_err();
+        assert!(err.to_string().contains("source.allow_networks"), "{err}");
+
+        let mut c = Config::default();
+        c.output.default_quality = 0;
+        assert!(Settings::try_from(c)
+            .unwrap_err()
+            .to_string()
+            .contains("default_quality"));
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Config::load_from(
+            Some(Path::new("/nonexistent/x.toml")),
+            env(&[]),
+            &Overrides::default(),
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn base_forms_parse() {
+        assert_eq!(
+            parse_base("./images"),
+            Ok(Base::Dir(PathBuf::from("./images")))
+        );
+        assert!(matches!(
+            parse_base("https://o.example/imgs/"),
+            Ok(Base::Url(_))
+        ));
+        assert!(parse_base("ftp://x/").is_err());
+        assert_eq!(
+            parse_network("127.0.0.2").map(|n| n.to_string()),
+            Ok("127.0.0.2/32".into())
+        );
+    }
+}

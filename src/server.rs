@@ -1,0 +1,173 @@
+//! The HTTP service: accepts connections, routes requests, and turns results and errors into
+//! responses. A request for an image reads top to bottom in [`image::handle`].
+//!
+//! Routes: `GET /health` → `OK` (the original demo's contract); `GET|HEAD /img/<options>/<source>`.
+//! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and each
+//! gets its own [`AppState`]: nothing here is process-global.
+
+mod error;
+mod image;
+mod reply;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+pub use self::error::AppError;
+use self::reply::Body;
+use crate::config::Settings;
+use crate::pool::Pool;
+use crate::source::{Fetcher, SourceError};
+
+/// Everything a request needs, built once from [`Settings`].
+pub struct AppState {
+    pub settings: Settings,
+    pub fetcher: Fetcher,
+    pub pool: Pool,
+}
+
+impl AppState {
+    pub fn new(settings: Settings) -> Result<Self, SourceError> {
+        let fetcher = Fetcher::new(settings.source.clone())?;
+        let pool = Pool::new(settings.workers, settings.queue);
+        Ok(AppState {
+            settings,
+            fetcher,
+            pool,
+        })
+    }
+}
+
+/// Serve connections from `listener` until `shutdown` completes, then let the requests in
+/// flight finish.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(route(&state, req).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let result = dispatch(state, &req).await;
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::warn!(code = e.code(), error = %e, "request failed");
+            }
+            reply::error(&e)
+        }
+    };
+    let response = if method == Method::HEAD {
+        strip_body(response)
+    } else {
+        response
+    };
+    tracing::info!(
+        %method,
+        target = %truncate(&target, 200),
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+async fn dispatch(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, AppError> {
+    let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > state.settings.max_url_bytes {
+        return Err(AppError::UrlTooLong {
+            limit: state.settings.max_url_bytes,
+        });
+    }
+    let path = req.uri().path();
+    if path == "/health" {
+        require_get_or_head(req.method())?;
+        return Ok(health());
+    }
+    if let Some(rest) = path.strip_prefix("/img/") {
+        require_get_or_head(req.method())?;
+        return image::handle(state, rest, req.uri().query(), req.headers()).await;
+    }
+    Err(AppError::NoRoute)
+}
+
+fn require_get_or_head(method: &Method) -> Result<(), AppError> {
+    match *method {
+        Method::GET | Method::HEAD => Ok(()),
+        _ => Err(AppError::Method),
+    }
+}
+
+/// `/health` answers exactly `OK` (no trailing newline), as the original service did.
+fn health() -> Response<Body> {
+    let mut response = reply::text(StatusCode::OK, "", false);
+    *response.body_mut() = Body::from("OK");
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, 2.into());
+    response
+}
+
+/// A HEAD response keeps every header of the GET response (Content-Length included) and has
+/// no body.
+fn strip_body(response: Response<Body>) -> Response<Body> {
+    let (parts, _) = response.into_parts();
+    Response::from_parts(parts, Body::default())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

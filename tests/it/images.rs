@@ -1,0 +1,344 @@
+//! Every option and every input kind, end to end, asserted by decoding the response.
+
+use crate::support::*;
+
+const PHOTO: &str = "photo-2560x1600.jpg";
+
+#[tokio::test]
+async fn img_local_width_only_keeps_aspect() {
+    let p = proxy(|_| {}).await;
+    let r = p.get(&format!("/img/w_300/{PHOTO}")).await;
+    r.assert_ok();
+    assert_eq!(r.header("content-type"), "image/jpeg");
+    assert_eq!(r.format(), image::ImageFormat::Jpeg);
+    assert_eq!(r.dims(), (300, 188));
+}
+
+#[tokio::test]
+async fn img_height_only_and_both_fit_inside_the_box() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(
+        p.get(&format!("/img/h_100/{PHOTO}")).await.dims(),
+        (160, 100)
+    );
+    assert_eq!(
+        p.get(&format!("/img/w_300,h_100/{PHOTO}")).await.dims(),
+        (160, 100)
+    );
+    assert_eq!(
+        p.get(&format!("/img/h_100,w_300,c_fit/{PHOTO}"))
+            .await
+            .dims(),
+        (160, 100)
+    );
+}
+
+#[tokio::test]
+async fn img_no_options_keeps_original_size() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(p.get(&format!("/img/_/{PHOTO}")).await.dims(), (2560, 1600));
+}
+
+#[tokio::test]
+async fn img_dpr_multiplies_the_box() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(
+        p.get(&format!("/img/w_150,dpr_2/{PHOTO}")).await.dims(),
+        (300, 188)
+    );
+    assert_eq!(
+        p.get(&format!("/img/w_200,dpr_1.5/{PHOTO}")).await.dims(),
+        (300, 188)
+    );
+}
+
+#[tokio::test]
+async fn img_fill_covers_the_box_exactly() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(
+        p.get(&format!("/img/w_200,h_200,c_fill/{PHOTO}"))
+            .await
+            .dims(),
+        (200, 200)
+    );
+    for g in ["n", "s", "e", "w", "ne", "nw", "se", "sw", "center"] {
+        let r = p
+            .get(&format!("/img/w_100,h_300,c_fill,g_{g}/{PHOTO}"))
+            .await;
+        assert_eq!(r.dims(), (100, 300), "gravity {g}");
+    }
+}
+
+#[tokio::test]
+async fn img_fill_gravity_picks_the_side() {
+    // Left half red, right half transparent→ flattened white: west keeps red, east keeps white.
+    let origin = Origin::start(vec![("/split.png", Reply::Body("image/png", alpha_png()))]).await;
+    let p = proxy(|_| {}).await;
+    let url = origin.url("/split.png");
+    let west = p
+        .get(&format!("/img/w_50,h_100,c_fill,g_w,f_jpeg/{url}"))
+        .await
+        .image();
+    let east = p
+        .get(&format!("/img/w_50,h_100,c_fill,g_e,f_jpeg/{url}"))
+        .await
+        .image();
+    let [r, g, _] = mean_rgb(&west);
+    assert!(
+        r > 240.0 && g < 20.0,
+        "west should be red: {:?}",
+        mean_rgb(&west)
+    );
+    let [r, g, b] = mean_rgb(&east);
+    assert!(
+        r > 240.0 && g > 240.0 && b > 240.0,
+        "east should be white: {:?}",
+        mean_rgb(&east)
+    );
+}
+
+#[tokio::test]
+async fn img_pad_fills_the_box_with_bg() {
+    let p = proxy(|_| {}).await;
+    let r = p
+        .get(&format!("/img/w_300,h_300,c_pad,bg_ff0000,f_png/{PHOTO}"))
+        .await;
+    assert_eq!(r.dims(), (300, 300));
+    let img = r.image().to_rgb8();
+    assert_eq!(
+        img.get_pixel(150, 0).0,
+        [255, 0, 0],
+        "top band is the bg colour"
+    );
+    assert_eq!(
+        img.get_pixel(150, 299).0,
+        [255, 0, 0],
+        "bottom band is the bg colour"
+    );
+}
+
+#[tokio::test]
+async fn img_scale_stretches_to_the_box() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(
+        p.get(&format!("/img/w_100,h_300,c_scale/{PHOTO}"))
+            .await
+            .dims(),
+        (100, 300)
+    );
+}
+
+#[tokio::test]
+async fn img_never_enlarges_without_up() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(
+        p.get(&format!("/img/w_5000/{PHOTO}")).await.dims(),
+        (2560, 1600)
+    );
+    // fill without up: the largest box-shaped crop that fits in the source.
+    assert_eq!(
+        p.get(&format!("/img/w_4000,h_4000,c_fill/{PHOTO}"))
+            .await
+            .dims(),
+        (1600, 1600)
+    );
+    // scale without up: the box's aspect ratio, no bigger than the source.
+    assert_eq!(
+        p.get(&format!("/img/w_3200,h_1600,c_scale/{PHOTO}"))
+            .await
+            .dims(),
+        (2560, 1280)
+    );
+    // pad without up: the un-enlarged image padded to exactly the box.
+    assert_eq!(
+        p.get(&format!("/img/w_3000,h_2000,c_pad/{PHOTO}"))
+            .await
+            .dims(),
+        (3000, 2000)
+    );
+}
+
+#[tokio::test]
+async fn img_up_1_enlarges() {
+    let origin = Origin::start(vec![(
+        "/small.jpg",
+        Reply::Body("image/jpeg", jpeg(100, 50)),
+    )])
+    .await;
+    let p = proxy(|_| {}).await;
+    let url = origin.url("/small.jpg");
+    assert_eq!(p.get(&format!("/img/w_400/{url}")).await.dims(), (100, 50));
+    assert_eq!(
+        p.get(&format!("/img/w_400,up_1/{url}")).await.dims(),
+        (400, 200)
+    );
+    assert_eq!(
+        p.get(&format!("/img/w_400,h_400,c_fill,up_1/{url}"))
+            .await
+            .dims(),
+        (400, 400)
+    );
+}
+
+#[tokio::test]
+async fn img_quality_changes_size() {
+    let p = proxy(|_| {}).await;
+    let low = p.get(&format!("/img/w_600,q_10/{PHOTO}")).await;
+    let high = p.get(&format!("/img/w_600,q_95/{PHOTO}")).await;
+    low.assert_ok();
+    high.assert_ok();
+    assert!(
+        low.body.len() * 2 < high.body.len(),
+        "{} vs {}",
+        low.body.len(),
+        high.body.len()
+    );
+}
+
+#[tokio::test]
+async fn img_explicit_formats() {
+    let p = proxy(|_| {}).await;
+    for (f, mime, fmt) in [
+        ("jpeg", "image/jpeg", image::ImageFormat::Jpeg),
+        ("png", "image/png", image::ImageFormat::Png),
+        ("webp", "image/webp", image::ImageFormat::WebP),
+    ] {
+        let r = p.get(&format!("/img/w_200,f_{f}/{PHOTO}")).await;
+        r.assert_ok();
+        assert_eq!(r.header("content-type"), mime);
+        assert_eq!(r.format(), fmt);
+        assert_eq!(r.dims(), (200, 125));
+        assert_eq!(r.header("vary"), "", "no Vary without f_auto");
+    }
+}
+
+#[tokio::test]
+async fn img_webp_q100_is_lossless() {
+    let origin = Origin::start(vec![("/a.png", Reply::Body("image/png", alpha_png()))]).await;
+    let p = proxy(|_| {}).await;
+    let r = p
+        .get(&format!("/img/f_webp,q_100/{}", origin.url("/a.png")))
+        .await;
+    let img = r.image().to_rgba8();
+    assert_eq!(img.get_pixel(10, 10).0, [255, 0, 0, 255]);
+    assert_eq!(img.get_pixel(390, 10).0[3], 0);
+}
+
+#[tokio::test]
+async fn img_auto_format_negotiates_and_varies() {
+    let origin = Origin::start(vec![("/a.png", Reply::Body("image/png", alpha_png()))]).await;
+    let p = proxy(|_| {}).await;
+    let webp = p
+        .get_with(
+            &format!("/img/w_200,f_auto/{PHOTO}"),
+            &[("accept", "image/avif,image/webp,*/*")],
+        )
+        .await;
+    assert_eq!(webp.header("content-type"), "image/webp");
+    assert_eq!(webp.header("vary"), "Accept");
+    let jpeg = p
+        .get_with(
+            &format!("/img/w_200,f_auto/{PHOTO}"),
+            &[("accept", "image/*,*/*")],
+        )
+        .await;
+    assert_eq!(jpeg.header("content-type"), "image/jpeg");
+    assert_eq!(jpeg.header("vary"), "Accept");
+    let png = p
+        .get_with(
+            &format!("/img/w_200,f_auto/{}", origin.url("/a.png")),
+            &[("accept", "*/*")],
+        )
+        .await;
+    assert_eq!(
+        png.header("content-type"),
+        "image/png",
+        "alpha without WebP support → PNG"
+    );
+}
+
+#[tokio::test]
+async fn img_default_format_is_the_sources_and_gif_becomes_png() {
+    let p = proxy(|_| {}).await;
+    let gif = p.get("/img/w_100/animated-480x300.gif").await;
+    assert_eq!(gif.header("content-type"), "image/png");
+    assert_eq!(gif.dims(), (100, 63));
+    let webp = p.get("/img/w_100/lossy-2560x1600.webp").await;
+    assert_eq!(webp.header("content-type"), "image/webp");
+    assert_eq!(webp.dims(), (100, 63));
+}
+
+#[tokio::test]
+async fn img_exif_orientation_is_applied() {
+    let p = proxy(|_| {}).await;
+    let r = p.get("/img/w_300/exif-orient6.jpg").await;
+    assert_eq!(r.dims(), (300, 188), "stored portrait, displayed landscape");
+}
+
+#[tokio::test]
+async fn img_cmyk_jpeg_decodes_with_sane_colours() {
+    let p = proxy(|_| {}).await;
+    let ours = p.get("/img/w_200/cmyk-2560x1600.jpg").await;
+    ours.assert_ok();
+    let reference =
+        image::load_from_memory(&fixture("cmyk-2560x1600.jpg")).expect("reference decode");
+    let reference = reference.resize_exact(200, 125, image::imageops::FilterType::Triangle);
+    let (a, b) = (mean_rgb(&ours.image()), mean_rgb(&reference));
+    for c in 0..3 {
+        assert!((a[c] - b[c]).abs() < 12.0, "channel {c}: {a:?} vs {b:?}");
+    }
+}
+
+#[tokio::test]
+async fn img_grayscale_and_progressive_jpegs() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(
+        p.get("/img/w_300/gray-2560x1600.jpg").await.dims(),
+        (300, 188)
+    );
+    assert_eq!(
+        p.get("/img/w_300/progressive-2560x1600.jpg").await.dims(),
+        (300, 188)
+    );
+}
+
+#[tokio::test]
+async fn img_16bit_png_and_alpha() {
+    let origin = Origin::start(vec![
+        ("/16.png", Reply::Body("image/png", png16())),
+        ("/a.png", Reply::Body("image/png", alpha_png())),
+    ])
+    .await;
+    let p = proxy(|_| {}).await;
+    let r = p
+        .get(&format!("/img/w_160/{}", origin.url("/16.png")))
+        .await;
+    assert_eq!(r.header("content-type"), "image/png");
+    assert_eq!(r.dims(), (160, 100));
+
+    let kept = p
+        .get(&format!("/img/w_200/{}", origin.url("/a.png")))
+        .await
+        .image()
+        .to_rgba8();
+    assert_eq!(
+        kept.get_pixel(190, 50).0[3],
+        0,
+        "PNG output keeps transparency"
+    );
+    assert_eq!(kept.get_pixel(10, 50).0, [255, 0, 0, 255]);
+
+    let flat = p
+        .get(&format!(
+            "/img/w_200,f_jpeg,bg_0000ff/{}",
+            origin.url("/a.png")
+        ))
+        .await
+        .image()
+        .to_rgb8();
+    let px = flat.get_pixel(190, 50).0;
+    assert!(
+        px[2] > 230 && px[0] < 30 && px[1] < 30,
+        "transparent area flattened onto bg: {px:?}"
+    );
+}

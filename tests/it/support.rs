@@ -1,0 +1,361 @@
+//! Test harness: a programmable in-process origin, an imgcdn server on `127.0.0.1:0`, fixtures
+//! and image generators. Both servers stop when their handle is dropped.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use imgcdn::config::{Config, Settings};
+use imgcdn::server::{self, AppState};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+}
+
+pub fn fixture(name: &str) -> Bytes {
+    let path = fixtures_dir().join(name);
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// What the origin answers on one path.
+#[derive(Clone)]
+pub enum Reply {
+    /// 200 with this content type and body.
+    Body(&'static str, Bytes),
+    /// This status, empty body.
+    Status(u16),
+    /// 302 to this location.
+    Redirect(String),
+    /// Wait this long, then 200 with an empty body.
+    Sleep(Duration),
+    /// 200 only when the query string equals the first value; else 404.
+    WithQuery(String, Bytes),
+}
+
+pub struct Origin {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Origin {
+    /// Every file in `tests/fixtures` under `/f/<name>`, plus `routes`.
+    pub async fn start(routes: Vec<(&str, Reply)>) -> Origin {
+        Self::start_on("127.0.0.1:0", routes).await
+    }
+
+    pub async fn start_on(bind: &str, routes: Vec<(&str, Reply)>) -> Origin {
+        let mut table: HashMap<String, Reply> = HashMap::new();
+        for entry in std::fs::read_dir(fixtures_dir())
+            .expect("fixtures dir")
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let body = Bytes::from(std::fs::read(entry.path()).expect("fixture"));
+            table.insert(
+                format!("/f/{name}"),
+                Reply::Body("application/octet-stream", body),
+            );
+        }
+        for (path, reply) in routes {
+            table.insert(path.to_string(), reply);
+        }
+        let table = Arc::new(table);
+        let listener = TcpListener::bind(bind).await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+                    _ = &mut stopped => break,
+                };
+                let table = table.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let reply = table.get(req.uri().path()).cloned();
+                        let query = req.uri().query().unwrap_or("").to_string();
+                        async move { Ok::<_, Infallible>(answer(reply, &query).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            hits,
+            _stop: stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn answer(reply: Option<Reply>, query: &str) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder();
+    let body = match reply {
+        None => {
+            builder = builder.status(404);
+            Bytes::from_static(b"not found")
+        }
+        Some(Reply::Body(ct, body)) => {
+            builder = builder.header("content-type", ct);
+            body
+        }
+        Some(Reply::Status(code)) => {
+            builder = builder.status(code);
+            Bytes::new()
+        }
+        Some(Reply::Redirect(to)) => {
+            builder = builder.status(302).header("location", to);
+            Bytes::new()
+        }
+        Some(Reply::Sleep(d)) => {
+            tokio::time::sleep(d).await;
+            Bytes::new()
+        }
+        Some(Reply::WithQuery(want, body)) => {
+            if query != want {
+                builder = builder.status(404);
+                Bytes::new()
+            } else {
+                body
+            }
+        }
+    };
+    builder.body(Full::new(body)).expect("response")
+}
+
+/// A running imgcdn.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Start imgcdn with test defaults (sources from `tests/fixtures`, loopback origins allowed),
+/// adjusted by `adjust`.
+pub async fn proxy(adjust: impl FnOnce(&mut Config)) -> Proxy {
+    let mut config = Config::default();
+    config.source.base = fixtures_dir().to_string_lossy().into_owned();
+    config.source.allow_networks = vec!["127.0.0.0/8".into()];
+    config.limits.workers = 2;
+    adjust(&mut config);
+    let settings = Settings::try_from(config).expect("valid test config");
+    let state = Arc::new(AppState::new(settings).expect("state"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    Proxy {
+        addr,
+        client,
+        _stop: stop,
+    }
+}
+
+impl Proxy {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply2 {
+        self.request(reqwest::Method::GET, path, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply2 {
+        self.request(reqwest::Method::GET, path, headers).await
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply2 {
+        let mut req = self.client.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request to imgcdn");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body");
+        Reply2 {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A response from imgcdn, fully read.
+#[derive(Debug)]
+pub struct Reply2 {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply2 {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Decode the body; panics with the status and text when it is not an image.
+    pub fn image(&self) -> image::DynamicImage {
+        image::load_from_memory(&self.body)
+            .unwrap_or_else(|e| panic!("status {} body {:?}: {e}", self.status, self.text()))
+    }
+
+    pub fn format(&self) -> image::ImageFormat {
+        image::guess_format(&self.body).unwrap_or_else(|e| panic!("status {}: {e}", self.status))
+    }
+
+    pub fn dims(&self) -> (u32, u32) {
+        let img = self.image();
+        (img.width(), img.height())
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.status, 200, "body: {}", self.text());
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, needle: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(self.header("cache-control"), "no-store");
+        assert!(self.header("content-type").starts_with("text/plain"));
+        assert!(
+            self.text().contains(needle),
+            "body {:?} lacks {needle:?}",
+            self.text()
+        );
+    }
+}
+
+/// Encode an image in memory.
+pub fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Bytes {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode");
+    Bytes::from(out.into_inner())
+}
+
+/// A 400x200 RGBA PNG: left half opaque red, right half fully transparent.
+pub fn alpha_png() -> Bytes {
+    let img = image::RgbaImage::from_fn(400, 200, |x, _| {
+        if x < 200 {
+            image::Rgba([255, 0, 0, 255])
+        } else {
+            image::Rgba([0, 255, 0, 0])
+        }
+    });
+    encode(
+        &image::DynamicImage::ImageRgba8(img),
+        image::ImageFormat::Png,
+    )
+}
+
+/// A 320x200 16-bit RGB PNG gradient.
+pub fn png16() -> Bytes {
+    let img = image::ImageBuffer::<image::Rgb<u16>, Vec<u16>>::from_fn(320, 200, |x, y| {
+        image::Rgb([(x * 200) as u16, (y * 300) as u16, 40000])
+    });
+    encode(
+        &image::DynamicImage::ImageRgb16(img),
+        image::ImageFormat::Png,
+    )
+}
+
+/// A solid-colour JPEG.
+pub fn jpeg(w: u32, h: u32) -> Bytes {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    encode(
+        &image::DynamicImage::ImageRgb8(img),
+        image::ImageFormat::Jpeg,
+    )
+}
+
+/// A PNG whose header claims `w` x `h` (with a valid CRC) and no pixel data.
+pub fn png_header_only(w: u32, h: u32) -> Bytes {
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&w.to_be_bytes());
+    chunk.extend_from_slice(&h.to_be_bytes());
+    chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    Bytes::from(out)
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Mean RGB of a decoded image.
+pub fn mean_rgb(img: &image::DynamicImage) -> [f64; 3] {
+    let rgb = img.to_rgb8();
+    let n = f64::from(rgb.width() * rgb.height());
+    let mut sum = [0f64; 3];
+    for p in rgb.pixels() {
+        for (s, v) in sum.iter_mut().zip(p.0) {
+            *s += f64::from(v);
+        }
+    }
+    sum.map(|s| s / n)
+}
