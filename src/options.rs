@@ -3,6 +3,17 @@
 //!
 //! Pure: no I/O, no HTTP types. `dpr` is applied at parse time (it multiplies `w` and `h`), so
 //! `w_300,dpr_2` and `w_600` are the same `Transform`.
+//!
+//! Grammar: comma-separated `name_value` tokens (split at the first `_`), each name at most once,
+//! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
+//! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
+//! `q_1..100`, `f_jpeg|jpg|png|webp|auto`, `bg_rrggbb`.
+//!
+//! Deliberately not done here: the output-pixel limit (the pipeline enforces it; `w`/`h` may be
+//! up to 65536 so that the canonical form of any `dpr`-multiplied size re-parses), content
+//! negotiation for `f_auto`, and anything about the source URL.
+
+use std::fmt;
 
 use crate::format::Format;
 
@@ -78,8 +89,720 @@ pub struct OptionsError {
     pub reason: String,
 }
 
+/// Largest accepted `w`/`h`, after `dpr` too (16384 x the maximum `dpr` of 4), so that every
+/// canonical string re-parses. The output-pixel limit is enforced by the pipeline, not here.
+pub const MAX_DIMENSION: u32 = 65_536;
+
+/// `dpr` is held in thousandths so that scaling is exact integer arithmetic.
+const DPR_SCALE: u64 = 1000;
+const DPR_MIN: u64 = DPR_SCALE;
+const DPR_MAX: u64 = 4 * DPR_SCALE;
+const DPR_MAX_DECIMALS: usize = 3;
+
+impl Transform {
+    /// The asked-for quality, or `default` when `q_` was not given.
+    pub fn quality_or(&self, default: u8) -> u8 {
+        self.quality.unwrap_or(default)
+    }
+}
+
+impl Fit {
+    fn name(self) -> &'static str {
+        match self {
+            Fit::Fit => "fit",
+            Fit::Fill => "fill",
+            Fit::Pad => "pad",
+            Fit::Scale => "scale",
+        }
+    }
+
+    /// Whether gravity changes the result in this mode.
+    fn uses_gravity(self) -> bool {
+        matches!(self, Fit::Fill | Fit::Pad)
+    }
+}
+
+impl Gravity {
+    fn name(self) -> &'static str {
+        match self {
+            Gravity::Center => "center",
+            Gravity::North => "n",
+            Gravity::South => "s",
+            Gravity::East => "e",
+            Gravity::West => "w",
+            Gravity::NorthEast => "ne",
+            Gravity::NorthWest => "nw",
+            Gravity::SouthEast => "se",
+            Gravity::SouthWest => "sw",
+        }
+    }
+}
+
+/// The canonical options string (cache keys, logs): fixed order `w,h,c,g,up,q,f,bg`, defaults
+/// omitted, hex lowercase, `_` when nothing is set. Gravity is printed only for `fill`/`pad`,
+/// where it has an effect. For any `t` returned by [`parse`], `parse(&t.to_string()) == Ok(t)`.
+impl fmt::Display for Transform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        let mut put = |f: &mut fmt::Formatter<'_>, args: fmt::Arguments<'_>| {
+            let r = write!(f, "{sep}{args}");
+            sep = ",";
+            r
+        };
+        if let Some(w) = self.width {
+            put(f, format_args!("w_{w}"))?;
+        }
+        if let Some(h) = self.height {
+            put(f, format_args!("h_{h}"))?;
+        }
+        if self.fit != Fit::Fit {
+            put(f, format_args!("c_{}", self.fit.name()))?;
+        }
+        if self.fit.uses_gravity() && self.gravity != Gravity::Center {
+            put(f, format_args!("g_{}", self.gravity.name()))?;
+        }
+        if self.enlarge {
+            put(f, format_args!("up_1"))?;
+        }
+        if let Some(q) = self.quality {
+            put(f, format_args!("q_{q}"))?;
+        }
+        match self.format {
+            None => {}
+            Some(FormatChoice::Auto) => put(f, format_args!("f_auto"))?,
+            Some(FormatChoice::Fixed(format)) => put(f, format_args!("f_{}", format.name()))?,
+        }
+        if self.background != Rgb::default() {
+            let [r, g, b] = self.background.0;
+            put(f, format_args!("bg_{r:02x}{g:02x}{b:02x}"))?;
+        }
+        if sep.is_empty() {
+            f.write_str("_")?;
+        }
+        Ok(())
+    }
+}
+
 /// Parse the options segment (`_` alone means no options).
 pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
-    let _ = segment;
-    todo!()
+    if segment.is_empty() {
+        return Err(error(
+            "",
+            "the options segment is empty; use `_` for no options",
+        ));
+    }
+    if segment == "_" {
+        return Ok(Transform::default());
+    }
+
+    let mut t = Transform::default();
+    let mut seen = Seen::default();
+    // The dpr token and its value in thousandths, applied once all tokens are read.
+    let mut dpr: Option<(&str, u64)> = None;
+
+    for token in segment.split(',') {
+        let (name, value) = split_token(token)?;
+        let option = Opt::from_name(name).ok_or_else(|| error(token, "unknown option"))?;
+        if !seen.insert(option) {
+            return Err(error(token, "option given more than once"));
+        }
+        let bad = |reason: &str| error(token, reason);
+        match option {
+            Opt::Width => {
+                t.width = Some(parse_dimension(value).ok_or_else(|| bad(WIDTH_RANGE))?);
+            }
+            Opt::Height => {
+                t.height = Some(parse_dimension(value).ok_or_else(|| bad(HEIGHT_RANGE))?);
+            }
+            Opt::Dpr => {
+                let milli = parse_dpr(value).ok_or_else(|| {
+                    bad("dpr must be a number from 1 to 4 with at most 3 decimals")
+                })?;
+                dpr = Some((token, milli));
+            }
+            Opt::Crop => {
+                t.fit = match value {
+                    "fit" => Fit::Fit,
+                    "fill" => Fit::Fill,
+                    "pad" => Fit::Pad,
+                    "scale" => Fit::Scale,
+                    _ => return Err(bad("crop mode must be fit, fill, pad or scale")),
+                };
+            }
+            Opt::Gravity => {
+                t.gravity = match value {
+                    "center" => Gravity::Center,
+                    "n" => Gravity::North,
+                    "s" => Gravity::South,
+                    "e" => Gravity::East,
+                    "w" => Gravity::West,
+                    "ne" => Gravity::NorthEast,
+                    "nw" => Gravity::NorthWest,
+                    "se" => Gravity::SouthEast,
+                    "sw" => Gravity::SouthWest,
+                    _ => return Err(bad("gravity must be center, n, s, e, w, ne, nw, se or sw")),
+                };
+            }
+            Opt::Enlarge => {
+                t.enlarge = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(bad("up must be 0 or 1")),
+                };
+            }
+            Opt::Quality => {
+                let q = parse_uint(value)
+                    .filter(|q| (1..=100).contains(q))
+                    .and_then(|q| u8::try_from(q).ok())
+                    .ok_or_else(|| bad("quality must be an integer from 1 to 100"))?;
+                t.quality = Some(q);
+            }
+            Opt::Format => {
+                t.format = Some(match value {
+                    "jpeg" | "jpg" => FormatChoice::Fixed(Format::Jpeg),
+                    "png" => FormatChoice::Fixed(Format::Png),
+                    "webp" => FormatChoice::Fixed(Format::Webp),
+                    "auto" => FormatChoice::Auto,
+                    _ => return Err(bad("format must be jpeg, jpg, png, webp or auto")),
+                });
+            }
+            Opt::Background => {
+                t.background = parse_hex_rgb(value)
+                    .ok_or_else(|| bad("background must be 6 hex digits (rrggbb)"))?;
+            }
+        }
+    }
+
+    if let Some((token, milli)) = dpr {
+        t.width = scale_by_dpr(t.width, milli)
+            .ok_or_else(|| error(token, "dpr makes the width larger than 65536"))?;
+        t.height = scale_by_dpr(t.height, milli)
+            .ok_or_else(|| error(token, "dpr makes the height larger than 65536"))?;
+    }
+    if !t.fit.uses_gravity() {
+        t.gravity = Gravity::Center;
+    }
+    Ok(t)
+}
+
+const WIDTH_RANGE: &str = "width must be an integer from 1 to 65536";
+const HEIGHT_RANGE: &str = "height must be an integer from 1 to 65536";
+
+fn error(token: &str, reason: &str) -> OptionsError {
+    OptionsError {
+        token: token.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Split `name_value` at the first `_`.
+fn split_token(token: &str) -> Result<(&str, &str), OptionsError> {
+    if token.is_empty() {
+        return Err(error(
+            token,
+            "empty option (two commas in a row, or a trailing comma)",
+        ));
+    }
+    if token == "_" {
+        return Err(error(token, "`_` means no options and must stand alone"));
+    }
+    token
+        .split_once('_')
+        .ok_or_else(|| error(token, "an option is written name_value"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Width,
+    Height,
+    Dpr,
+    Crop,
+    Gravity,
+    Enlarge,
+    Quality,
+    Format,
+    Background,
+}
+
+impl Opt {
+    fn from_name(name: &str) -> Option<Opt> {
+        Some(match name {
+            "w" => Opt::Width,
+            "h" => Opt::Height,
+            "dpr" => Opt::Dpr,
+            "c" => Opt::Crop,
+            "g" => Opt::Gravity,
+            "up" => Opt::Enlarge,
+            "q" => Opt::Quality,
+            "f" => Opt::Format,
+            "bg" => Opt::Background,
+            _ => return None,
+        })
+    }
+}
+
+/// The set of options already given (a bit per [`Opt`]).
+#[derive(Default)]
+struct Seen(u16);
+
+impl Seen {
+    /// Record `option`; false if it was already there.
+    fn insert(&mut self, option: Opt) -> bool {
+        let bit = 1u16 << (option as u16);
+        let fresh = self.0 & bit == 0;
+        self.0 |= bit;
+        fresh
+    }
+}
+
+/// A non-empty run of ASCII digits (no sign) that fits in `u32`.
+fn parse_uint(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_dimension(s: &str) -> Option<u32> {
+    parse_uint(s).filter(|v| (1..=MAX_DIMENSION).contains(v))
+}
+
+/// `digits[.digits]` with 1..=3 decimals, from 1 to 4; returned in thousandths.
+fn parse_dpr(s: &str) -> Option<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let int_ok = !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit());
+    let frac_ok = frac.len() <= DPR_MAX_DECIMALS && frac.bytes().all(|b| b.is_ascii_digit());
+    if !int_ok || !frac_ok || (s.contains('.') && frac.is_empty()) {
+        return None;
+    }
+    let int: u64 = int.parse().ok()?;
+    let mut milli = int.checked_mul(DPR_SCALE)?;
+    let mut place = DPR_SCALE;
+    for digit in frac.bytes() {
+        place /= 10;
+        milli = milli.checked_add(u64::from(digit.checked_sub(b'0')?) * place)?;
+    }
+    (DPR_MIN..=DPR_MAX).contains(&milli).then_some(milli)
+}
+
+/// `round(size * dpr)`, halves rounding up; `None` if the result is over [`MAX_DIMENSION`].
+/// An absent size stays absent.
+fn scale_by_dpr(size: Option<u32>, milli: u64) -> Option<Option<u32>> {
+    let Some(size) = size else {
+        return Some(None);
+    };
+    let scaled = (u64::from(size) * milli + DPR_SCALE / 2) / DPR_SCALE;
+    u32::try_from(scaled)
+        .ok()
+        .filter(|v| *v <= MAX_DIMENSION)
+        .map(Some)
+}
+
+fn parse_hex_rgb(s: &str) -> Option<Rgb> {
+    fn nibble(b: u8) -> Option<u8> {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() != 6 {
+        return None;
+    }
+    let mut rgb = [0u8; 3];
+    for (out, pair) in rgb.iter_mut().zip(bytes.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        *out = (nibble(*hi)? << 4) | nibble(*lo)?;
+    }
+    Some(Rgb(rgb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `input` parses, prints as `canonical`, and `canonical` parses back to the same value.
+    #[track_caller]
+    fn ok(input: &str, canonical: &str) -> Transform {
+        let t = match parse(input) {
+            Ok(t) => t,
+            Err(e) => panic!("{input:?} should parse, got {e}"),
+        };
+        assert_eq!(t.to_string(), canonical, "canonical form of {input:?}");
+        assert_eq!(parse(canonical), Ok(t.clone()), "re-parse of {canonical:?}");
+        t
+    }
+
+    /// `input` is rejected, naming `token`.
+    #[track_caller]
+    fn bad(input: &str, token: &str) {
+        match parse(input) {
+            Ok(t) => panic!("{input:?} should fail, got {t:?}"),
+            Err(e) => {
+                assert_eq!(e.token, token, "offending token of {input:?} ({e})");
+                assert!(!e.reason.is_empty(), "reason for {input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn options_valid_table_prints_canonical() {
+        let rows: &[(&str, &str)] = &[
+            // no options
+            ("_", "_"),
+            // sizes
+            ("w_300", "w_300"),
+            ("h_200", "h_200"),
+            ("w_1", "w_1"),
+            ("w_16384", "w_16384"),
+            ("w_65536", "w_65536"),
+            ("h_65536", "h_65536"),
+            ("w_0300", "w_300"),
+            ("w_300,h_200", "w_300,h_200"),
+            ("h_200,w_300", "w_300,h_200"),
+            // dpr
+            ("w_300,dpr_2", "w_600"),
+            ("dpr_2,w_300", "w_600"),
+            ("w_150,dpr_2,c_fit", "w_300"),
+            ("w_100,h_50,dpr_1.5", "w_150,h_75"),
+            ("w_333,dpr_1.5", "w_500"),
+            ("w_1,dpr_1.5", "w_2"),
+            ("w_3,dpr_1.1", "w_3"),
+            ("w_100,dpr_2.25", "w_225"),
+            ("w_1000,dpr_1.001", "w_1001"),
+            ("w_300,dpr_1", "w_300"),
+            ("w_300,dpr_4", "w_1200"),
+            ("w_300,dpr_4.000", "w_1200"),
+            ("w_16384,dpr_4", "w_65536"),
+            ("dpr_2", "_"),
+            ("h_10,dpr_3", "h_30"),
+            // crop modes
+            ("c_fit", "_"),
+            ("c_fill", "c_fill"),
+            ("c_pad", "c_pad"),
+            ("c_scale", "c_scale"),
+            // gravity, kept only where it has an effect
+            ("c_fill,g_n", "c_fill,g_n"),
+            ("c_fill,g_s", "c_fill,g_s"),
+            ("c_fill,g_e", "c_fill,g_e"),
+            ("c_fill,g_w", "c_fill,g_w"),
+            ("c_pad,g_ne", "c_pad,g_ne"),
+            ("c_pad,g_nw", "c_pad,g_nw"),
+            ("g_se,c_pad", "c_pad,g_se"),
+            ("g_sw,c_fill", "c_fill,g_sw"),
+            ("c_fill,g_center", "c_fill"),
+            ("g_n", "_"),
+            ("c_fit,g_se", "_"),
+            ("c_scale,g_w", "c_scale"),
+            // enlarge
+            ("up_1", "up_1"),
+            ("up_0", "_"),
+            // quality
+            ("q_1", "q_1"),
+            ("q_80", "q_80"),
+            ("q_100", "q_100"),
+            // format and aliases
+            ("f_jpeg", "f_jpeg"),
+            ("f_jpg", "f_jpeg"),
+            ("f_png", "f_png"),
+            ("f_webp", "f_webp"),
+            ("f_auto", "f_auto"),
+            // background
+            ("bg_000000", "bg_000000"),
+            ("bg_FFaa00", "bg_ffaa00"),
+            ("bg_ffffff", "_"),
+            ("bg_FFFFFF", "_"),
+            // everything, in any order
+            (
+                "bg_102030,f_webp,q_75,up_1,g_sw,c_pad,h_200,w_300",
+                "w_300,h_200,c_pad,g_sw,up_1,q_75,f_webp,bg_102030",
+            ),
+            (
+                "dpr_2,f_jpg,c_fill,g_n,h_100,w_50",
+                "w_100,h_200,c_fill,g_n,f_jpeg",
+            ),
+        ];
+        for (input, canonical) in rows {
+            ok(input, canonical);
+        }
+    }
+
+    #[test]
+    fn options_invalid_table_names_offending_token() {
+        let rows: &[(&str, &str)] = &[
+            // segment and token shape
+            ("", ""),
+            ("w_300,,h_2", ""),
+            ("w_300,", ""),
+            (",w_300", ""),
+            ("_,w_1", "_"),
+            ("w_1,_", "_"),
+            ("__", "__"),
+            ("w300", "w300"),
+            ("x_1", "x_1"),
+            ("W_300", "W_300"),
+            ("Dpr_2", "Dpr_2"),
+            ("_w_1", "_w_1"),
+            ("w_300,foo", "foo"),
+            // duplicates, including via aliases
+            ("w_1,w_2", "w_2"),
+            ("h_1,w_5,h_1", "h_1"),
+            ("f_jpg,f_jpeg", "f_jpeg"),
+            ("up_0,up_1", "up_1"),
+            ("dpr_1,dpr_2", "dpr_2"),
+            // sizes
+            ("w_0", "w_0"),
+            ("w_", "w_"),
+            ("w_abc", "w_abc"),
+            ("w_1e3", "w_1e3"),
+            ("w_+300", "w_+300"),
+            ("w_-300", "w_-300"),
+            ("w_300.0", "w_300.0"),
+            ("w_300.5", "w_300.5"),
+            ("w_ 300", "w_ 300"),
+            ("w_65537", "w_65537"),
+            ("w_4294967296", "w_4294967296"),
+            ("w_99999999999999999999999", "w_99999999999999999999999"),
+            ("h_0", "h_0"),
+            ("h_x", "h_x"),
+            ("w_300,h_1_2", "h_1_2"),
+            // dpr
+            ("w_1,dpr_0.5", "dpr_0.5"),
+            ("w_1,dpr_0", "dpr_0"),
+            ("w_1,dpr_5", "dpr_5"),
+            ("w_1,dpr_4.001", "dpr_4.001"),
+            ("w_1,dpr_0.999", "dpr_0.999"),
+            ("w_1,dpr_nan", "dpr_nan"),
+            ("w_1,dpr_inf", "dpr_inf"),
+            ("w_1,dpr_1e0", "dpr_1e0"),
+            ("w_1,dpr_-1", "dpr_-1"),
+            ("w_1,dpr_+2", "dpr_+2"),
+            ("w_1,dpr_", "dpr_"),
+            ("w_1,dpr_2.", "dpr_2."),
+            ("w_1,dpr_.5", "dpr_.5"),
+            ("w_1,dpr_1.2345", "dpr_1.2345"),
+            ("w_1,dpr_1.5.1", "dpr_1.5.1"),
+            ("w_1,dpr_18446744073709551615", "dpr_18446744073709551615"),
+            ("w_20000,dpr_4", "dpr_4"),
+            ("dpr_2,h_40000", "dpr_2"),
+            // crop, gravity, enlarge
+            ("c_crop", "c_crop"),
+            ("c_", "c_"),
+            ("c_FILL", "c_FILL"),
+            ("c_fill,g_north", "g_north"),
+            ("c_fill,g_c", "g_c"),
+            ("g_", "g_"),
+            ("up_2", "up_2"),
+            ("up_true", "up_true"),
+            ("up_", "up_"),
+            // quality
+            ("q_0", "q_0"),
+            ("q_101", "q_101"),
+            ("q_256", "q_256"),
+            ("q_80.5", "q_80.5"),
+            ("q_", "q_"),
+            // format
+            ("f_gif", "f_gif"),
+            ("f_JPEG", "f_JPEG"),
+            ("f_avif", "f_avif"),
+            ("f_", "f_"),
+            // background
+            ("bg_fff", "bg_fff"),
+            ("bg_fffffff", "bg_fffffff"),
+            ("bg_gggggg", "bg_gggggg"),
+            ("bg_#ffffff", "bg_#ffffff"),
+            ("bg_+fffff", "bg_+fffff"),
+            ("bg_", "bg_"),
+            ("bg_ffé0f", "bg_ffé0f"),
+        ];
+        for (input, token) in rows {
+            bad(input, token);
+        }
+    }
+
+    #[test]
+    fn parse_all_options_sets_typed_fields() {
+        let t = ok(
+            "w_300,h_200,c_pad,g_ne,up_1,q_75,f_jpg,bg_0A0b0C",
+            "w_300,h_200,c_pad,g_ne,up_1,q_75,f_jpeg,bg_0a0b0c",
+        );
+        assert_eq!(
+            t,
+            Transform {
+                width: Some(300),
+                height: Some(200),
+                fit: Fit::Pad,
+                gravity: Gravity::NorthEast,
+                enlarge: true,
+                quality: Some(75),
+                format: Some(FormatChoice::Fixed(Format::Jpeg)),
+                background: Rgb([10, 11, 12]),
+            }
+        );
+        assert_eq!(ok("f_auto", "f_auto").format, Some(FormatChoice::Auto));
+        assert_eq!(
+            ok("f_png", "f_png").format,
+            Some(FormatChoice::Fixed(Format::Png))
+        );
+        assert_eq!(
+            ok("f_webp", "f_webp").format,
+            Some(FormatChoice::Fixed(Format::Webp))
+        );
+    }
+
+    #[test]
+    fn parse_underscore_alone_is_default() {
+        assert_eq!(parse("_"), Ok(Transform::default()));
+        assert_eq!(Transform::default().to_string(), "_");
+    }
+
+    #[test]
+    fn dpr_applied_equals_premultiplied_size() {
+        assert_eq!(parse("w_300,dpr_2"), parse("w_600"));
+        assert_eq!(parse("dpr_2,w_300"), parse("w_600"));
+        assert_eq!(parse("w_333,dpr_1.5").map(|t| t.width), Ok(Some(500)));
+    }
+
+    #[test]
+    fn gravity_without_fill_or_pad_is_normalised_to_center() {
+        assert_eq!(parse("c_scale,g_n"), parse("c_scale"));
+        assert_eq!(parse("g_sw").map(|t| t.gravity), Ok(Gravity::Center));
+        assert_eq!(
+            parse("c_fill,g_sw").map(|t| t.gravity),
+            Ok(Gravity::SouthWest)
+        );
+    }
+
+    #[test]
+    fn display_hand_built_gravity_without_effect_is_omitted() {
+        let t = Transform {
+            width: Some(10),
+            gravity: Gravity::North,
+            ..Transform::default()
+        };
+        assert_eq!(t.to_string(), "w_10");
+    }
+
+    #[test]
+    fn error_display_names_token_and_reason() {
+        let e = parse("w_0").err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("bad option `w_0`: width must be an integer from 1 to 65536")
+        );
+    }
+
+    #[test]
+    fn quality_or_falls_back_only_when_unset() {
+        assert_eq!(Transform::default().quality_or(82), 82);
+        let t = Transform {
+            quality: Some(40),
+            ..Transform::default()
+        };
+        assert_eq!(t.quality_or(82), 40);
+    }
+
+    fn fit() -> impl Strategy<Value = Fit> {
+        prop_oneof![
+            Just(Fit::Fit),
+            Just(Fit::Fill),
+            Just(Fit::Pad),
+            Just(Fit::Scale)
+        ]
+    }
+
+    fn gravity() -> impl Strategy<Value = Gravity> {
+        prop_oneof![
+            Just(Gravity::Center),
+            Just(Gravity::North),
+            Just(Gravity::South),
+            Just(Gravity::East),
+            Just(Gravity::West),
+            Just(Gravity::NorthEast),
+            Just(Gravity::NorthWest),
+            Just(Gravity::SouthEast),
+            Just(Gravity::SouthWest),
+        ]
+    }
+
+    fn format_choice() -> impl Strategy<Value = FormatChoice> {
+        prop_oneof![
+            Just(FormatChoice::Auto),
+            Just(FormatChoice::Fixed(Format::Jpeg)),
+            Just(FormatChoice::Fixed(Format::Png)),
+            Just(FormatChoice::Fixed(Format::Webp)),
+        ]
+    }
+
+    /// Any Transform `parse` can produce (gravity normalised, sizes within range).
+    fn valid_transform() -> impl Strategy<Value = Transform> {
+        (
+            proptest::option::of(1..=MAX_DIMENSION),
+            proptest::option::of(1..=MAX_DIMENSION),
+            fit(),
+            gravity(),
+            any::<bool>(),
+            proptest::option::of(1u8..=100),
+            proptest::option::of(format_choice()),
+            any::<[u8; 3]>(),
+        )
+            .prop_map(
+                |(width, height, fit, gravity, enlarge, quality, format, bg)| Transform {
+                    width,
+                    height,
+                    fit,
+                    gravity: if fit.uses_gravity() {
+                        gravity
+                    } else {
+                        Gravity::Center
+                    },
+                    enlarge,
+                    quality,
+                    format,
+                    background: Rgb(bg),
+                },
+            )
+    }
+
+    /// Strings near the grammar, so the value parsers get exercised, not just the name lookup.
+    fn near_grammar() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just("w"),
+            Just("h"),
+            Just("dpr"),
+            Just("c"),
+            Just("g"),
+            Just("up"),
+            Just("q"),
+            Just("f"),
+            Just("bg"),
+            Just("x"),
+            Just(""),
+        ];
+        let token = (name, "[0-9a-fA-F._+\\-e]{0,8}").prop_map(|(n, v)| format!("{n}_{v}"));
+        proptest::collection::vec(token, 0..6).prop_map(|ts| ts.join(","))
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_form_any_valid_transform_round_trips(t in valid_transform()) {
+            prop_assert_eq!(parse(&t.to_string()), Ok(t));
+        }
+
+        #[test]
+        fn parse_arbitrary_string_never_panics(s in ".*") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn parse_near_grammar_result_is_canonical_and_stable(s in near_grammar()) {
+            match parse(&s) {
+                Ok(t) => {
+                    let canonical = t.to_string();
+                    prop_assert_eq!(parse(&canonical), Ok(t));
+                }
+                Err(e) => prop_assert!(s.split(',').any(|tok| tok == e.token)),
+            }
+        }
+    }
 }
