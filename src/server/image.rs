@@ -33,8 +33,9 @@ pub async fn handle(
         return Err(AppError::MissingSource);
     }
 
-    // 2, 3.
-    let transform = options::parse(segment)?;
+    // 2, 3. Some clients percent-encode the commas of the options segment.
+    let segment = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+    let transform = options::parse(&segment)?;
     let source = source::parse(source, query, &state.settings.source.base)?;
 
     // 4.

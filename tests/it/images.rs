@@ -342,3 +342,14 @@ async fn img_16bit_png_and_alpha() {
         "transparent area flattened onto bg: {px:?}"
     );
 }
+
+#[tokio::test]
+async fn options_segment_may_be_percent_encoded() {
+    let p = proxy(|_| {}).await;
+    assert_eq!(
+        p.get(&format!("/img/w_100%2Ch_100%2Cc_fill/{PHOTO}"))
+            .await
+            .dims(),
+        (100, 100)
+    );
+}
