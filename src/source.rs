@@ -6,8 +6,8 @@
 //! `Content-Length`.
 //!
 //! Layout: `parse` (URL grammar, pure), `policy` (per-URL checks, pure), `ip` (address
-//! classifier, pure), `resolve` (the filtering DNS resolver), `fetch` (client and remote reads), `local` (folder
-//! reads).
+//! classifier, pure), `resolve` (the filtering DNS resolver), `fetch` (the client and remote
+//! reads), `local` (folder reads).
 //!
 //! **Invariant:** the origin client connects only to addresses `ip::is_allowed` admits: names
 //! through the filtering resolver, IP literals through `policy::check_url`, on the first URL and

@@ -245,6 +245,14 @@ mod tests {
         public("2001:db9::1", true);
     }
 
+    fn v4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn classifier_embedded_forms_unwrapped() {
         let cases = [
@@ -256,17 +264,15 @@ mod tests {
             ("2001:4860::5efe:102:304", Some("1.2.3.4")),
             ("2606:4700::1111", None),
         ];
-        for (v6, v4) in cases {
-            let v6: Ipv6Addr = v6.parse().unwrap_or(Ipv6Addr::UNSPECIFIED);
-            let v4 = v4.map(|s| s.parse::<Ipv4Addr>().unwrap_or(Ipv4Addr::UNSPECIFIED));
-            assert_eq!(embedded_ipv4(v6), v4, "{v6}");
+        for (outer, inner) in cases {
+            assert_eq!(embedded_ipv4(v6(outer)), inner.map(v4), "{outer}");
         }
     }
 
     #[test]
     fn classifier_allow_networks_admit_inner_and_outer() {
-        let allow: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
-        let ok = |s: &str| is_allowed(s.parse().unwrap_or_else(|e| panic!("{e}")), &allow);
+        let allow: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let ok = |s: &str| is_allowed(s.parse().unwrap(), &allow);
         assert!(ok("127.0.0.1"));
         assert!(ok("127.0.0.2"));
         assert!(ok("::ffff:127.0.0.1"));
@@ -274,18 +280,57 @@ mod tests {
         assert!(!ok("::1"));
         assert!(!ok("10.0.0.1"));
         assert!(!ok("169.254.169.254"));
-        assert!(!is_allowed(
-            "127.0.0.1"
-                .parse()
-                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            &[]
-        ));
-        let v6: Vec<IpNet> = vec!["fd00::/8".parse().unwrap_or_else(|e| panic!("{e}"))];
-        assert!(is_allowed(
-            "fd00:ec2::254"
-                .parse()
-                .unwrap_or(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-            &v6
-        ));
+        assert!(!is_allowed(IpAddr::V4(v4("127.0.0.1")), &[]));
+        let ula: Vec<IpNet> = vec!["fd00::/8".parse().unwrap()];
+        assert!(is_allowed(IpAddr::V6(v6("fd00:ec2::254")), &ula));
+    }
+
+    /// Every way of wrapping an IPv4 address in IPv6 that `embedded_ipv4` knows.
+    fn wrappings(inner: Ipv4Addr) -> Vec<Ipv6Addr> {
+        let [a, b, c, d] = inner.octets();
+        let hi = u16::from_be_bytes([a, b]);
+        let lo = u16::from_be_bytes([c, d]);
+        let [ta, tb, tc, td] = (u32::from(inner) ^ 0xffff_ffff).to_be_bytes();
+        vec![
+            inner.to_ipv6_mapped(),
+            inner.to_ipv6_compatible(),
+            Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, hi, lo),
+            Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+            Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+            Ipv6Addr::new(
+                0x2001,
+                0,
+                0x4136,
+                0xe378,
+                0x8000,
+                0x63bf,
+                u16::from_be_bytes([ta, tb]),
+                u16::from_be_bytes([tc, td]),
+            ),
+            Ipv6Addr::new(0x2001, 0x4860, 0, 0, 0, 0x5efe, hi, lo),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn classifier_wrapped_address_public_only_if_inner_public(raw: u32) {
+            let inner = Ipv4Addr::from(raw);
+            for outer in wrappings(inner) {
+                proptest::prop_assert_eq!(embedded_ipv4(outer), Some(inner), "{}", outer);
+                if is_public(IpAddr::V6(outer)) {
+                    let inner_public = is_public(IpAddr::V4(inner));
+                    proptest::prop_assert!(inner_public, "{} wraps {}", outer, inner);
+                }
+            }
+        }
+
+        #[test]
+        fn classifier_allowed_network_admits_every_wrapping(raw: u32) {
+            let inner = Ipv4Addr::from(raw);
+            let allow = [IpNet::from(IpAddr::V4(inner))];
+            for outer in wrappings(inner) {
+                proptest::prop_assert!(is_allowed(IpAddr::V6(outer), &allow), "{}", outer);
+            }
+        }
     }
 }

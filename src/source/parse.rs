@@ -425,4 +425,26 @@ mod tests {
         let s = parse("https:/a.com/x.jpg", Some("v=2"), &dir()).map(|s| s.to_string());
         assert_eq!(s, Ok("https://a.com/x.jpg?v=2".to_owned()));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_arbitrary_input_never_panics(
+            rest in ".{0,64}",
+            query in proptest::option::of(".{0,16}"),
+        ) {
+            for base in [dir(), url_base("http://o/imgs")] {
+                let _ = parse(&rest, query.as_deref(), &base);
+                let _ = parse(&format!("b64/{rest}"), None, &base);
+            }
+        }
+
+        #[test]
+        fn parse_local_never_escapes_or_empties(rest in r"[a-z./%25eE\\]{0,24}") {
+            if let Ok(Source::Local(p)) = parse(&rest, None, &dir()) {
+                let plain = p.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+                proptest::prop_assert!(plain);
+                proptest::prop_assert!(!p.as_os_str().is_empty());
+            }
+        }
+    }
 }
