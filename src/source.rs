@@ -1,7 +1,26 @@
 //! Where source bytes come from: the source part of an `/img/` URL parsed into a [`Source`], and
 //! a [`Fetcher`] that reads it from a local folder or through an SSRF-safe HTTP client.
 //!
-//! The fetcher knows nothing of options or pixels; it returns raw bytes, capped in size.
+//! The fetcher knows nothing of options or pixels; it returns raw bytes, capped in size. It does
+//! not cache, decode, sniff formats or look at origin headers beyond status, `Location` and
+//! `Content-Length`.
+//!
+//! Layout: `parse` (URL grammar, pure), `policy` (per-URL checks, pure), `ip` (address
+//! classifier, pure), `resolve` (the filtering DNS resolver), `fetch` (the client and remote
+//! reads), `local` (folder reads).
+//!
+//! **Invariant:** the origin client connects only to addresses `ip::is_allowed` admits: names
+//! through the filtering resolver, IP literals through `policy::check_url`, on the first URL and
+//! on every redirect hop; system proxies are off, so nothing resolves elsewhere.
+
+mod fetch;
+pub mod ip;
+mod local;
+#[cfg(test)]
+mod origin_tests;
+mod parse;
+mod policy;
+mod resolve;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,31 +85,69 @@ pub enum SourceError {
 
 /// Parse the source part of the path (everything after the options segment, as it appeared in
 /// the request, possibly percent-encoded) plus the request's query string.
+///
+/// Accepted spellings: `https://a.com/x.jpg`, `https:/a.com/x.jpg` (slashes collapsed by a
+/// proxy), `https%3A%2F%2Fa.com%2Fx.jpg`, `b64/<base64url of the URL>` (the request query is
+/// ignored for this form), and paths relative to `base`. See `source/parse.rs` for the rules.
+/// Pure: the host allow-list and address policy are applied by [`Fetcher`].
 pub fn parse(rest: &str, query: Option<&str>, base: &Base) -> Result<Source, SourceError> {
-    let _ = (rest, query, base);
-    todo!()
+    parse::parse(rest, query, base)
+}
+
+/// The canonical text of a source, for logs and cache keys: the URL, or the relative path with
+/// `/` separators.
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Remote(url) => f.write_str(url.as_str()),
+            Source::Local(path) => {
+                let mut first = true;
+                for component in path.components() {
+                    if !first {
+                        f.write_str("/")?;
+                    }
+                    first = false;
+                    write!(f, "{}", component.as_os_str().to_string_lossy())?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Reads sources; cheap to clone (shares one connection pool).
 #[derive(Clone)]
 pub struct Fetcher {
     settings: std::sync::Arc<Settings>,
+    /// The one origin client: no redirects, no proxy, filtering resolver, no decompression.
+    client: reqwest::Client,
+    /// `settings.allow_hosts`, parsed once.
+    allow_hosts: std::sync::Arc<[policy::HostPattern]>,
 }
 
 impl Fetcher {
+    /// Build the fetcher and its HTTP client. Fails with `BadSource` naming the entry when an
+    /// `allow_hosts` entry is not a host name or `*.` + host name, and with `Origin` when the
+    /// TLS client cannot be built.
     pub fn new(settings: Settings) -> Result<Self, SourceError> {
-        Ok(Fetcher {
-            settings: std::sync::Arc::new(settings),
-        })
+        fetch::new(settings)
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
 
-    /// Fetch the source bytes, enforcing the whole policy.
+    /// Apply the source policy without any I/O: for a remote source scheme, userinfo, host
+    /// allow-list and literal-IP address check; for a local source the path shape and a folder
+    /// base. `fetch` runs this itself (and again on every redirect hop); the server may call it
+    /// early, e.g. before serving a cached rendition.
+    pub fn authorize(&self, source: &Source) -> Result<(), SourceError> {
+        fetch::authorize(self, source)
+    }
+
+    /// Fetch the source bytes, enforcing the whole policy, under one deadline
+    /// (`settings.timeout`) covering every redirect hop, headers and body.
     pub async fn fetch(&self, source: &Source) -> Result<Bytes, SourceError> {
-        let _ = source;
-        todo!()
+        fetch::fetch(self, source).await
     }
 }

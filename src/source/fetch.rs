@@ -1,0 +1,205 @@
+//! `Fetcher` internals: building the one origin client, the policy gate, and the remote fetch
+//! loop (manual redirects, status mapping, capped streaming body) under one deadline.
+//!
+//! It deliberately does not forward any client header, decompress, retry, cache, or look at the
+//! origin's `Content-Type`; format sniffing belongs to the pipeline. Local reads are in `local.rs`.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_LENGTH, LOCATION};
+use reqwest::StatusCode;
+use url::Url;
+
+use super::local;
+use super::policy::{self, HostPattern};
+use super::resolve::{BlockedAddress, PolicyResolver};
+use super::{ip, Base, Fetcher, Settings, Source, SourceError};
+
+/// Sent on every origin request; no client header is ever forwarded.
+const USER_AGENT: &str = concat!("imgcdn/", env!("CARGO_PKG_VERSION"));
+const ACCEPT_VALUE: &str = "image/*,*/*;q=0.8";
+/// Upper bound on the buffer reserved up front from a (checked) `Content-Length`.
+const MAX_PREALLOC: u64 = 1 << 20;
+
+pub(super) fn new(settings: Settings) -> Result<Fetcher, SourceError> {
+    let allow_hosts = settings
+        .allow_hosts
+        .iter()
+        .map(|entry| {
+            HostPattern::parse(entry).ok_or_else(|| {
+                SourceError::BadSource(format!("allow_hosts entry {entry:?} is not a host pattern"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_VALUE));
+    // No decompression features are compiled in; say so, so origins send the bytes as stored.
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+
+    let client = reqwest::Client::builder()
+        // Redirects are followed by `remote` so that every hop passes the policy.
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve names itself and bypass the filtering resolver.
+        .no_proxy()
+        .dns_resolver(PolicyResolver::new(&settings.allow_networks))
+        .user_agent(USER_AGENT)
+        .default_headers(headers)
+        .referer(false)
+        .connect_timeout(settings.timeout)
+        .build()
+        .map_err(|_| SourceError::Origin("cannot build the HTTP client".to_owned()))?;
+
+    Ok(Fetcher {
+        settings: Arc::new(settings),
+        client,
+        allow_hosts: allow_hosts.into(),
+    })
+}
+
+pub(super) fn authorize(fetcher: &Fetcher, source: &Source) -> Result<(), SourceError> {
+    match source {
+        Source::Remote(url) => {
+            policy::check_url(url, &fetcher.allow_hosts, &fetcher.settings.allow_networks)
+        }
+        Source::Local(path) => match &fetcher.settings.base {
+            Base::Dir(_) => local::check_shape(path),
+            Base::Url(_) => Err(SourceError::Forbidden(
+                "no local folder configured".to_owned(),
+            )),
+        },
+    }
+}
+
+pub(super) async fn fetch(fetcher: &Fetcher, source: &Source) -> Result<Bytes, SourceError> {
+    authorize(fetcher, source)?;
+    let settings = &fetcher.settings;
+    let work = async {
+        match (source, &settings.base) {
+            (Source::Remote(url), _) => remote(fetcher, url).await,
+            (Source::Local(path), Base::Dir(dir)) => {
+                local::read(dir, path, settings.max_bytes).await
+            }
+            (Source::Local(_), Base::Url(_)) => Err(SourceError::Forbidden(
+                "no local folder configured".to_owned(),
+            )),
+        }
+    };
+    tokio::time::timeout(settings.timeout, work)
+        .await
+        .unwrap_or(Err(SourceError::Timeout))
+}
+
+/// The redirect loop. The caller has checked `first` and holds the deadline.
+async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Bytes, SourceError> {
+    let settings = &fetcher.settings;
+    let mut url = first.clone();
+    let mut redirects = 0u32;
+    loop {
+        let response = fetcher
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(send_error)?;
+        // Defence in depth: the peer actually connected to must pass the policy too.
+        if let Some(peer) = response.remote_addr() {
+            if !ip::is_allowed(peer.ip(), &settings.allow_networks) {
+                return Err(SourceError::Forbidden("address not allowed".to_owned()));
+            }
+        }
+        match response.status() {
+            StatusCode::OK => return body(response, settings.max_bytes).await,
+            StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT => {
+                if redirects >= settings.max_redirects {
+                    return Err(origin("too many redirects"));
+                }
+                redirects += 1;
+                url = next_hop(&url, response.headers().get(LOCATION))?;
+                policy::check_url(&url, &fetcher.allow_hosts, &settings.allow_networks)?;
+            }
+            StatusCode::NOT_FOUND | StatusCode::GONE => return Err(SourceError::NotFound),
+            status => {
+                return Err(SourceError::Origin(format!(
+                    "origin answered {}",
+                    status.as_u16()
+                )))
+            }
+        }
+    }
+}
+
+/// Resolve a `Location` against the current URL (RFC 9110 §10.2.2 allows relative references).
+fn next_hop(current: &Url, location: Option<&HeaderValue>) -> Result<Url, SourceError> {
+    let location = location.ok_or_else(|| origin("redirect without a location"))?;
+    let location = location
+        .to_str()
+        .map_err(|_| origin("invalid redirect location"))?;
+    let mut next = current
+        .join(location)
+        .map_err(|_| origin("invalid redirect location"))?;
+    next.set_fragment(None);
+    Ok(next)
+}
+
+/// Read a 200 body, refusing more than `limit` bytes and bodies shorter than announced.
+async fn body(mut response: reqwest::Response, limit: u64) -> Result<Bytes, SourceError> {
+    let too_large = SourceError::TooLarge { limit };
+    let announced = match response.headers().get(CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| origin("invalid content length"))?,
+        ),
+        None => None,
+    };
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large);
+    }
+    let reserve = announced.unwrap_or(0).min(MAX_PREALLOC);
+    let mut buf = BytesMut::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => return Err(SourceError::Timeout),
+            Err(_) => return Err(origin("broken response body")),
+        };
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if announced.is_some_and(|n| n != buf.len() as u64) {
+        return Err(origin("incomplete response body"));
+    }
+    Ok(buf.freeze())
+}
+
+/// Map a client error: a blocked address anywhere in the cause chain is `Forbidden`; everything
+/// else is a short generic text that carries no address or resolver output.
+fn send_error(err: reqwest::Error) -> SourceError {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(&err);
+    while let Some(e) = cause {
+        if e.is::<BlockedAddress>() {
+            return SourceError::Forbidden("address not allowed".to_owned());
+        }
+        cause = e.source();
+    }
+    if err.is_timeout() {
+        SourceError::Timeout
+    } else {
+        origin("origin unreachable")
+    }
+}
+
+fn origin(why: &str) -> SourceError {
+    SourceError::Origin(why.to_owned())
+}

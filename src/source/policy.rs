@@ -1,0 +1,234 @@
+//! The per-URL source policy, run on the first URL and on every redirect hop: scheme, userinfo,
+//! host allow-list, and the address check for hosts written as IP literals.
+//!
+//! Pure: it decides on the parsed `url::Host`, never on strings, and does no DNS. Names are
+//! checked for addresses by the resolver in `resolve.rs`; literal IPs never reach a resolver
+//! (hyper-util connects to them directly), which is why they are checked here.
+
+use ipnet::IpNet;
+use url::{Host, Url};
+
+use super::ip;
+use super::SourceError;
+
+/// One `allow_hosts` entry, normalised once (lowercase, IDNA, trailing dot removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HostPattern {
+    /// `example.com`, or an IP literal such as `203.0.113.5` / `[2001:db8::1]`: that host only.
+    Exact(Host<String>),
+    /// `*.example.com`: any subdomain (any depth), but not `example.com` itself.
+    Subdomains(String),
+}
+
+impl HostPattern {
+    /// Parse an `allow_hosts` entry; `None` when it is not a host name or `*.` + host name.
+    pub(crate) fn parse(entry: &str) -> Option<HostPattern> {
+        let entry = entry.trim();
+        let (wildcard, name) = match entry.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, entry),
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_empty() || (name.contains(['*', '/', '@', ':']) && !name.starts_with('[')) {
+            return None;
+        }
+        let host = Host::parse(name).ok()?;
+        match (wildcard, host) {
+            (true, Host::Domain(d)) => Some(HostPattern::Subdomains(d)),
+            (true, _) => None,
+            (false, host) => Some(HostPattern::Exact(host)),
+        }
+    }
+
+    /// Whether a parsed URL host matches. A single trailing dot on the host is ignored.
+    pub(crate) fn matches(&self, host: &Host<&str>) -> bool {
+        match (self, host) {
+            (HostPattern::Exact(Host::Domain(p)), Host::Domain(h)) => trim_dot(h) == p,
+            (HostPattern::Exact(Host::Ipv4(p)), Host::Ipv4(h)) => p == h,
+            (HostPattern::Exact(Host::Ipv6(p)), Host::Ipv6(h)) => p == h,
+            (HostPattern::Subdomains(suffix), Host::Domain(h)) => {
+                let h = trim_dot(h);
+                h.len() > suffix.len() + 1
+                    && h.ends_with(suffix.as_str())
+                    && h[..h.len() - suffix.len()].ends_with('.')
+            }
+            _ => false,
+        }
+    }
+}
+
+fn trim_dot(host: &str) -> &str {
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// Check one URL against the policy. Every refusal is `Forbidden` with a short generic text.
+pub(crate) fn check_url(
+    url: &Url,
+    allow_hosts: &[HostPattern],
+    allow_networks: &[IpNet],
+) -> Result<(), SourceError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(forbidden("scheme not allowed"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(forbidden("credentials in URL"));
+    }
+    let Some(host) = url.host() else {
+        return Err(forbidden("no host"));
+    };
+    if !allow_hosts.is_empty() && !allow_hosts.iter().any(|p| p.matches(&host)) {
+        return Err(forbidden("host not allowed"));
+    }
+    let literal = match host {
+        Host::Ipv4(v4) => Some(std::net::IpAddr::V4(v4)),
+        Host::Ipv6(v6) => Some(std::net::IpAddr::V6(v6)),
+        Host::Domain(_) => None,
+    };
+    if let Some(ip) = literal {
+        if !ip::is_allowed(ip, allow_networks) {
+            return Err(forbidden("address not allowed"));
+        }
+    }
+    Ok(())
+}
+
+fn forbidden(why: &str) -> SourceError {
+    SourceError::Forbidden(why.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(s: &str) -> HostPattern {
+        HostPattern::parse(s).unwrap_or_else(|| panic!("pattern {s:?} rejected"))
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[track_caller]
+    fn host_ok(p: &HostPattern, u: &str) -> bool {
+        let u = url(u);
+        let host = u.host().unwrap_or_else(|| panic!("{u} has no host"));
+        p.matches(&host)
+    }
+
+    #[test]
+    fn host_pattern_wildcard_matches_subdomains_not_bare_domain() {
+        let p = pattern("*.example.com");
+        assert!(host_ok(&p, "http://a.example.com/"));
+        assert!(host_ok(&p, "http://a.b.example.com/"));
+        assert!(host_ok(&p, "http://A.EXAMPLE.COM/"));
+        assert!(host_ok(&p, "http://a.example.com./"));
+        assert!(!host_ok(&p, "http://example.com/"));
+        assert!(!host_ok(&p, "http://badexample.com/"));
+        assert!(!host_ok(&p, "http://a.example.com.evil.test/"));
+        assert!(!host_ok(&p, "http://1.2.3.4/"));
+    }
+
+    #[test]
+    fn host_pattern_exact_matches_only_that_host() {
+        let p = pattern("Example.COM");
+        assert!(host_ok(&p, "http://example.com/x"));
+        assert!(host_ok(&p, "https://EXAMPLE.com./x"));
+        assert!(!host_ok(&p, "http://a.example.com/"));
+        assert!(!host_ok(&p, "http://example.com.evil.test/"));
+        assert!(!host_ok(&p, "http://evilexample.com/"));
+        let ip = pattern("203.0.113.5");
+        assert!(host_ok(&ip, "http://203.0.113.5/"));
+        assert!(!host_ok(&ip, "http://203.0.113.6/"));
+        let v6 = pattern("[2001:db8::1]");
+        assert!(host_ok(&v6, "http://[2001:db8::1]/"));
+    }
+
+    #[test]
+    fn host_pattern_idn_entry_normalised_to_punycode() {
+        let p = pattern("bücher.example");
+        assert!(host_ok(&p, "http://xn--bcher-kva.example/"));
+        assert!(host_ok(&p, "http://BÜCHER.example/"));
+    }
+
+    #[test]
+    fn host_pattern_malformed_entries_rejected() {
+        for bad in [
+            "",
+            "*",
+            "*.",
+            "a.*.com",
+            "*.1.2.3.4",
+            "http://a.com",
+            "a.com/x",
+            "u@a.com",
+        ] {
+            assert_eq!(HostPattern::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn policy_bad_urls_forbidden() {
+        let none: &[HostPattern] = &[];
+        for u in [
+            "ftp://a.com/x",
+            "http://a.com@127.0.0.1/",
+            "http://user:pw@a.com/",
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://0x7f.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "http://0/",
+        ] {
+            assert!(
+                matches!(
+                    check_url(&url(u), none, &[]),
+                    Err(SourceError::Forbidden(_))
+                ),
+                "{u}"
+            );
+        }
+        assert_eq!(
+            check_url(&url("https://example.com/x.jpg"), none, &[]),
+            Ok(())
+        );
+        assert_eq!(check_url(&url("http://8.8.8.8/x.jpg"), none, &[]), Ok(()));
+    }
+
+    #[test]
+    fn policy_allow_hosts_applied_to_domains_and_literals() {
+        let hosts = [pattern("*.example.com")];
+        assert_eq!(
+            check_url(&url("http://img.example.com/"), &hosts, &[]),
+            Ok(())
+        );
+        for u in [
+            "http://example.com/",
+            "http://8.8.8.8/",
+            "http://evil.test/",
+        ] {
+            assert_eq!(
+                check_url(&url(u), &hosts, &[]),
+                Err(SourceError::Forbidden("host not allowed".into())),
+                "{u}"
+            );
+        }
+    }
+
+    #[test]
+    fn policy_allow_networks_admit_literal() {
+        let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+        assert_eq!(
+            check_url(&url("http://127.0.0.1:8080/"), &[], &nets),
+            Ok(())
+        );
+        assert_eq!(
+            check_url(&url("http://[::ffff:127.0.0.1]/"), &[], &nets),
+            Ok(())
+        );
+        assert!(check_url(&url("http://10.0.0.1/"), &[], &nets).is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! The DNS resolver installed in the origin client: resolves with `tokio::net::lookup_host` and
+//! drops every address the policy refuses, so the client can only connect to allowed addresses.
+//!
+//! Because the connector connects only to what this returns, a name cannot resolve to a public
+//! address at check time and a private one at connect time (DNS rebinding). It does not see
+//! literal IP hosts (hyper-util connects to those without asking a resolver; `policy.rs` checks
+//! them), and it does no caching of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use super::ip;
+
+/// Every address a name resolved to was refused by the policy. `fetch` finds this in the
+/// `source()` chain of the client error and answers `Forbidden`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("address not allowed")]
+pub(crate) struct BlockedAddress;
+
+/// The name did not resolve (no answer, NXDOMAIN, resolver failure). Deliberately carries no
+/// resolver output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("name did not resolve")]
+pub(crate) struct Unresolved;
+
+/// A resolver that keeps only addresses `ip::is_allowed` admits.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyResolver {
+    allow_networks: Arc<[IpNet]>,
+}
+
+impl PolicyResolver {
+    pub(crate) fn new(allow_networks: &[IpNet]) -> Self {
+        PolicyResolver {
+            allow_networks: allow_networks.into(),
+        }
+    }
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = Arc::clone(&self.allow_networks);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // Port 0: reqwest puts the URL's (or the scheme's default) port on every address.
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|_| Box::new(Unresolved) as BoxError)?
+                .collect();
+            let kept = filter(found, &allow)?;
+            Ok(Box::new(kept.into_iter()) as Addrs)
+        })
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Keep the allowed addresses; error when none is left.
+fn filter(found: Vec<SocketAddr>, allow: &[IpNet]) -> Result<Vec<SocketAddr>, BoxError> {
+    if found.is_empty() {
+        return Err(Box::new(Unresolved));
+    }
+    let kept: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|a| ip::is_allowed(a.ip(), allow))
+        .collect();
+    if kept.is_empty() {
+        return Err(Box::new(BlockedAddress));
+    }
+    Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn resolver_filter_mixed_answer_keeps_public_only() {
+        let kept = filter(vec![addr("10.0.0.5:0"), addr("8.8.8.8:0")], &[]);
+        assert_eq!(kept.ok(), Some(vec![addr("8.8.8.8:0")]));
+    }
+
+    #[test]
+    fn resolver_filter_all_private_blocked() {
+        let err = filter(vec![addr("127.0.0.1:0"), addr("[::1]:0")], &[]);
+        let err = err.err().unwrap_or_else(|| panic!("expected an error"));
+        assert!(err.downcast_ref::<BlockedAddress>().is_some());
+    }
+
+    #[test]
+    fn resolver_filter_empty_answer_unresolved() {
+        let err = filter(Vec::new(), &[]).err();
+        assert!(err.is_some_and(|e| e.downcast_ref::<Unresolved>().is_some()));
+    }
+
+    #[test]
+    fn resolver_filter_allow_networks_admit_loopback() {
+        let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+        let kept = filter(vec![addr("127.0.0.1:0"), addr("[::1]:0")], &nets);
+        assert_eq!(kept.ok(), Some(vec![addr("127.0.0.1:0")]));
+    }
+
+    #[tokio::test]
+    async fn resolver_localhost_without_allow_blocked() {
+        let r = PolicyResolver::new(&[]);
+        let name: Name = "localhost".parse().unwrap_or_else(|_| panic!("name"));
+        let err = r.resolve(name).await.err();
+        assert!(err.is_some_and(|e| e.downcast_ref::<BlockedAddress>().is_some()));
+    }
+}
