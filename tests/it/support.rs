@@ -359,3 +359,25 @@ pub fn mean_rgb(img: &image::DynamicImage) -> [f64; 3] {
     }
     sum.map(|s| s / n)
 }
+
+impl Proxy {
+    /// Send `GET <target>` byte for byte (HTTP clients normalise `..` and `%2e%2e` away, which
+    /// would hide exactly what a traversal test needs to send) and return the status and body.
+    pub async fn raw_get(&self, target: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let request = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.expect("read");
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
