@@ -79,7 +79,9 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(settings: Settings) -> Result<Self, SourceError> {
-        Ok(Fetcher { settings: std::sync::Arc::new(settings) })
+        Ok(Fetcher {
+            settings: std::sync::Arc::new(settings),
+        })
     }
 
     pub fn settings(&self) -> &Settings {
