@@ -104,7 +104,15 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
     let probe = probe::probe(bytes, format, limits)?;
     let (ow, oh) = probe.oriented_size();
     let plan = layout::plan(t, ow, oh, limits.max_output_pixels).map_err(|e| match e {
-        LayoutError::OutputTooLarge { width, height, limit } => PipelineError::OutputTooLarge { width, height, limit },
+        LayoutError::OutputTooLarge {
+            width,
+            height,
+            limit,
+        } => PipelineError::OutputTooLarge {
+            width,
+            height,
+            limit,
+        },
     })?;
 
     // 4. Decode in stored orientation; JPEG shrinks in the DCT as far as the crop allows.
@@ -124,7 +132,12 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
     // buffer is ever rotated.
     let resize_start = Instant::now();
     let (fx, fy) = (f64::from(pixels.width) / sw, f64::from(pixels.height) / sh);
-    let crop = Rect { x: crop.x * fx, y: crop.y * fy, width: crop.width * fx, height: crop.height * fy };
+    let crop = Rect {
+        x: crop.x * fx,
+        y: crop.y * fy,
+        width: crop.width * fx,
+        height: crop.height * fy,
+    };
     let resized = resize::resize(pixels, crop, target)?;
     let orient_start = Instant::now();
     let img = orient::apply(resized, probe.orientation)?;
@@ -133,7 +146,11 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
 
     // 7-8. Pad onto the canvas, pick the output format, flatten alpha for JPEG.
     let bg = t.background.0;
-    let img = if plan.canvas != plan.resize { resize::pad(&img, plan.canvas, plan.offset, bg)? } else { img };
+    let img = if plan.canvas != plan.resize {
+        resize::pad(&img, plan.canvas, plan.offset, bg)?
+    } else {
+        img
+    };
     if (img.width, img.height) != plan.canvas {
         return Err(PipelineError::Internal(format!(
             "produced {}x{}, planned {}x{}",
@@ -141,7 +158,11 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
         )));
     }
     let out_format = encode::choose(t.format, format, req.accept, plan.canvas, img.alpha);
-    let img = if out_format == Format::Jpeg { resize::flatten(img, bg) } else { img };
+    let img = if out_format == Format::Jpeg {
+        resize::flatten(img, bg)
+    } else {
+        img
+    };
     let resize_time = resize_start.elapsed().saturating_sub(orient_time);
 
     // 9. Encode, without metadata.
@@ -153,7 +174,11 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
         format: out_format,
         width: plan.canvas.0,
         height: plan.canvas.1,
-        timings: Timings { decode: decode_time, resize: resize_time, encode: encode_start.elapsed() },
+        timings: Timings {
+            decode: decode_time,
+            resize: resize_time,
+            encode: encode_start.elapsed(),
+        },
     })
 }
 

@@ -21,12 +21,17 @@ pub(crate) fn image_format(format: Format) -> ImageFormat {
 }
 
 /// Decode the first frame of a PNG, GIF or WebP into 8-bit RGB(A).
-pub(crate) fn decode(bytes: &[u8], probe: &Probe, limits: &Limits) -> Result<Pixels, PipelineError> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    probe: &Probe,
+    limits: &Limits,
+) -> Result<Pixels, PipelineError> {
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(probe.width);
     image_limits.max_image_height = Some(probe.height);
     image_limits.max_alloc = Some(limits.max_decode_bytes);
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image_format(probe.format));
+    let mut reader =
+        image::ImageReader::with_format(Cursor::new(bytes), image_format(probe.format));
     reader.limits(image_limits);
     let image = reader.decode().map_err(|e| match e {
         ImageError::Limits(_) => PipelineError::SourceTooLarge {
@@ -47,9 +52,19 @@ pub(crate) fn decode(bytes: &[u8], probe: &Probe, limits: &Limits) -> Result<Pix
     // `into_rgb8`/`into_rgba8` move the buffer when it already has that layout and convert
     // (exactly, for 16-bit) otherwise.
     let pixels = if image.color().has_alpha() {
-        Pixels { buf: image.into_rgba8().into_raw(), width, height, alpha: true }
+        Pixels {
+            buf: image.into_rgba8().into_raw(),
+            width,
+            height,
+            alpha: true,
+        }
     } else {
-        Pixels { buf: image.into_rgb8().into_raw(), width, height, alpha: false }
+        Pixels {
+            buf: image.into_rgb8().into_raw(),
+            width,
+            height,
+            alpha: false,
+        }
     };
     Ok(pixels)
 }

@@ -16,7 +16,13 @@ pub(crate) const WEBP_MAX_DIMENSION: u32 = 16383;
 
 /// The output format: the source's own (GIF becomes PNG), a fixed one, or for `f_auto` WebP
 /// when accepted (and not too large for WebP), else PNG with alpha, else JPEG.
-pub(crate) fn choose(choice: Option<FormatChoice>, source: Format, accept: Accept, size: (u32, u32), alpha: bool) -> Format {
+pub(crate) fn choose(
+    choice: Option<FormatChoice>,
+    source: Format,
+    accept: Accept,
+    size: (u32, u32),
+    alpha: bool,
+) -> Format {
     match choice {
         None => match source {
             Format::Gif => Format::Png,
@@ -39,12 +45,16 @@ pub(crate) fn choose(choice: Option<FormatChoice>, source: Format, accept: Accep
 /// Encode `img` as `format` (never GIF). `img` must be RGB when `format` is JPEG.
 pub(crate) fn encode(img: &Pixels, format: Format, quality: u8) -> Result<Vec<u8>, PipelineError> {
     let quality = quality.clamp(1, 100);
-    let internal = |what: &str, e: &dyn std::fmt::Display| PipelineError::Internal(format!("{what} encode: {e}"));
+    let internal = |what: &str, e: &dyn std::fmt::Display| {
+        PipelineError::Internal(format!("{what} encode: {e}"))
+    };
     let (w, h) = (img.width, img.height);
     match format {
         Format::Jpeg => {
             if img.alpha {
-                return Err(PipelineError::Internal("jpeg encode: image still has alpha".into()));
+                return Err(PipelineError::Internal(
+                    "jpeg encode: image still has alpha".into(),
+                ));
             }
             let tj = |e: turbojpeg::Error| internal("jpeg", &e);
             let mut c = Compressor::new().map_err(tj)?;
@@ -55,12 +65,22 @@ pub(crate) fn encode(img: &Pixels, format: Format, quality: u8) -> Result<Vec<u8
             if img.buf.len() < wu * hu * 3 {
                 return Err(internal("jpeg", &"buffer smaller than image"));
             }
-            let image = Image { pixels: img.buf.as_slice(), width: wu, pitch: wu * 3, height: hu, format: PixelFormat::RGB };
+            let image = Image {
+                pixels: img.buf.as_slice(),
+                width: wu,
+                pitch: wu * 3,
+                height: hu,
+                format: PixelFormat::RGB,
+            };
             c.compress_to_vec(image).map_err(tj)
         }
         Format::Png | Format::Gif => {
             let mut out = Vec::new();
-            let color = if img.alpha { ExtendedColorType::Rgba8 } else { ExtendedColorType::Rgb8 };
+            let color = if img.alpha {
+                ExtendedColorType::Rgba8
+            } else {
+                ExtendedColorType::Rgb8
+            };
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
                 .write_image(&img.buf, w, h, color)
                 .map_err(|e| internal("png", &e))?;
@@ -102,7 +122,16 @@ mod tests {
         let a = Accept::default();
         assert_eq!(choose(None, Format::Gif, a, (10, 10), true), Format::Png);
         assert_eq!(choose(None, Format::Webp, a, (10, 10), false), Format::Webp);
-        assert_eq!(choose(Some(FormatChoice::Fixed(Format::Jpeg)), Format::Png, a, (10, 10), true), Format::Jpeg);
+        assert_eq!(
+            choose(
+                Some(FormatChoice::Fixed(Format::Jpeg)),
+                Format::Png,
+                a,
+                (10, 10),
+                true
+            ),
+            Format::Jpeg
+        );
     }
 
     #[test]
@@ -110,9 +139,15 @@ mod tests {
         let yes = Accept { webp: true };
         let no = Accept { webp: false };
         let auto = Some(FormatChoice::Auto);
-        assert_eq!(choose(auto, Format::Jpeg, yes, (10, 10), false), Format::Webp);
+        assert_eq!(
+            choose(auto, Format::Jpeg, yes, (10, 10), false),
+            Format::Webp
+        );
         assert_eq!(choose(auto, Format::Jpeg, no, (10, 10), true), Format::Png);
         assert_eq!(choose(auto, Format::Png, no, (10, 10), false), Format::Jpeg);
-        assert_eq!(choose(auto, Format::Jpeg, yes, (20000, 10), false), Format::Jpeg);
+        assert_eq!(
+            choose(auto, Format::Jpeg, yes, (20000, 10), false),
+            Format::Jpeg
+        );
     }
 }

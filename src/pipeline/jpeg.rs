@@ -10,7 +10,7 @@
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
 use super::probe::Probe;
-use super::{alloc_zeroed, Limits, Pixels, PipelineError};
+use super::{alloc_zeroed, Limits, PipelineError, Pixels};
 
 /// Most progressive scans we accept; real encoders write at most a few dozen.
 const SCAN_LIMIT: u32 = 500;
@@ -20,13 +20,23 @@ const SCAN_LIMIT: u32 = 500;
 pub(crate) fn choose_shrink(crop_w: f64, crop_h: f64, target_w: u32, target_h: u32) -> u32 {
     [8u32, 4, 2]
         .into_iter()
-        .find(|&k| crop_w / f64::from(k) >= f64::from(target_w) && crop_h / f64::from(k) >= f64::from(target_h))
+        .find(|&k| {
+            crop_w / f64::from(k) >= f64::from(target_w)
+                && crop_h / f64::from(k) >= f64::from(target_h)
+        })
         .unwrap_or(1)
 }
 
 /// Decode with shrink factor `1/shrink` into RGB8 (grayscale and CMYK are converted).
-pub(crate) fn decode(bytes: &[u8], probe: &Probe, shrink: u32, limits: &Limits) -> Result<Pixels, PipelineError> {
-    let info = probe.jpeg.ok_or_else(|| PipelineError::Internal("jpeg decode without jpeg header".into()))?;
+pub(crate) fn decode(
+    bytes: &[u8],
+    probe: &Probe,
+    shrink: u32,
+    limits: &Limits,
+) -> Result<Pixels, PipelineError> {
+    let info = probe
+        .jpeg
+        .ok_or_else(|| PipelineError::Internal("jpeg decode without jpeg header".into()))?;
     // Lossless JPEGs cannot be DCT-scaled.
     let factor = match shrink {
         _ if info.lossless => ScalingFactor::ONE,
@@ -36,7 +46,11 @@ pub(crate) fn decode(bytes: &[u8], probe: &Probe, shrink: u32, limits: &Limits) 
         _ => ScalingFactor::ONE,
     };
     let cmyk = matches!(info.colorspace, Colorspace::CMYK | Colorspace::YCCK);
-    let format = if cmyk { PixelFormat::CMYK } else { PixelFormat::RGB };
+    let format = if cmyk {
+        PixelFormat::CMYK
+    } else {
+        PixelFormat::RGB
+    };
     let (w, h) = (probe.width as usize, probe.height as usize);
     let (sw, sh) = (factor.scale(w), factor.scale(h));
     let components: u64 = match info.colorspace {
@@ -49,11 +63,16 @@ pub(crate) fn decode(bytes: &[u8], probe: &Probe, shrink: u32, limits: &Limits) 
         height: probe.height,
         limit: limits.max_source_pixels,
     };
-    let out_len = (sw as u64).saturating_mul(sh as u64).saturating_mul(format.size() as u64);
+    let out_len = (sw as u64)
+        .saturating_mul(sh as u64)
+        .saturating_mul(format.size() as u64);
     // A progressive decode keeps every DCT coefficient of the whole image (2 bytes each),
     // whatever the scale.
-    let coef_len = (w as u64).saturating_mul(h as u64).saturating_mul(components * 2);
-    if out_len > limits.max_decode_bytes || (info.progressive && coef_len > limits.max_decode_bytes) {
+    let coef_len = (w as u64)
+        .saturating_mul(h as u64)
+        .saturating_mul(components * 2);
+    if out_len > limits.max_decode_bytes || (info.progressive && coef_len > limits.max_decode_bytes)
+    {
         return Err(too_large());
     }
     let len = usize::try_from(out_len).map_err(|_| too_large())?;
@@ -63,15 +82,27 @@ pub(crate) fn decode(bytes: &[u8], probe: &Probe, shrink: u32, limits: &Limits) 
     let mut d = Decompressor::new().map_err(tj)?;
     d.set_scan_limit(SCAN_LIMIT).map_err(tj)?;
     d.set_scaling_factor(factor).map_err(tj)?;
-    let image = Image { pixels: buf.as_mut_slice(), width: sw, pitch: sw * format.size(), height: sh, format };
-    d.decompress(bytes, image).map_err(|e| PipelineError::Corrupt(format!("jpeg: {e}")))?;
+    let image = Image {
+        pixels: buf.as_mut_slice(),
+        width: sw,
+        pitch: sw * format.size(),
+        height: sh,
+        format,
+    };
+    d.decompress(bytes, image)
+        .map_err(|e| PipelineError::Corrupt(format!("jpeg: {e}")))?;
 
     if cmyk {
         cmyk_to_rgb_in_place(&mut buf);
     }
     let width = u32::try_from(sw).map_err(|_| too_large())?;
     let height = u32::try_from(sh).map_err(|_| too_large())?;
-    Ok(Pixels { buf, width, height, alpha: false })
+    Ok(Pixels {
+        buf,
+        width,
+        height,
+        alpha: false,
+    })
 }
 
 /// Convert CMYK (4 bytes a pixel) to RGB (3 bytes) in the same buffer.

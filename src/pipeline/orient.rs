@@ -13,7 +13,12 @@ use crate::layout::Rect;
 /// Where `r`, a rectangle of the oriented (displayed) image, lies in the stored image of size
 /// `sw` x `sh`. EXIF 2..=8: mirror, 180°, flip, transpose, 90° CW, transverse, 270° CW.
 pub(crate) fn stored_rect(r: Rect, orientation: u8, sw: f64, sh: f64) -> Rect {
-    let Rect { x, y, width: w, height: h } = r;
+    let Rect {
+        x,
+        y,
+        width: w,
+        height: h,
+    } = r;
     let (x, y, width, height) = match orientation {
         2 => (sw - x - w, y, w, h),
         3 => (sw - x - w, sh - y - h, w, h),
@@ -24,7 +29,12 @@ pub(crate) fn stored_rect(r: Rect, orientation: u8, sw: f64, sh: f64) -> Rect {
         8 => (sw - y - h, x, h, w),
         _ => (x, y, w, h),
     };
-    Rect { x, y, width, height }
+    Rect {
+        x,
+        y,
+        width,
+        height,
+    }
 }
 
 /// Swap a (width, height) pair for orientations that turn the image by 90°.
@@ -38,7 +48,8 @@ pub(crate) fn stored_size(size: (u32, u32), orientation: u8) -> (u32, u32) {
 
 /// Apply EXIF orientation to stored pixels (a no-op for 1).
 pub(crate) fn apply(p: Pixels, orientation: u8) -> Result<Pixels, PipelineError> {
-    let Some(o) = Orientation::from_exif(orientation).filter(|o| *o != Orientation::NoTransforms) else {
+    let Some(o) = Orientation::from_exif(orientation).filter(|o| *o != Orientation::NoTransforms)
+    else {
         return Ok(p);
     };
     let bad = || PipelineError::Internal("pixel buffer does not match its size".into());
@@ -54,7 +65,12 @@ pub(crate) fn apply(p: Pixels, orientation: u8) -> Result<Pixels, PipelineError>
         DynamicImage::ImageRgb8(i) => i.into_raw(),
         _ => return Err(bad()),
     };
-    Ok(Pixels { buf, width, height, alpha: p.alpha })
+    Ok(Pixels {
+        buf,
+        width,
+        height,
+        alpha: p.alpha,
+    })
 }
 
 #[cfg(test)]
@@ -71,20 +87,53 @@ mod tests {
             shown.apply_orientation(Orientation::from_exif(o).expect("1..=8"));
             let shown = shown.into_rgb8();
             let (ow, oh) = shown.dimensions();
-            for (x, y, w, h) in [(0, 0, 1, 1), (1, 0, 2, 2), (0, 1, ow, oh - 1), (ow - 2, oh - 2, 2, 1)] {
+            for (x, y, w, h) in [
+                (0, 0, 1, 1),
+                (1, 0, 2, 2),
+                (0, 1, ow, oh - 1),
+                (ow - 2, oh - 2, 2, 1),
+            ] {
                 let want = image::imageops::crop_imm(&shown, x, y, w, h).to_image();
                 let r = stored_rect(
-                    Rect { x: f64::from(x), y: f64::from(y), width: f64::from(w), height: f64::from(h) },
+                    Rect {
+                        x: f64::from(x),
+                        y: f64::from(y),
+                        width: f64::from(w),
+                        height: f64::from(h),
+                    },
                     o,
                     5.0,
                     3.0,
                 );
-                let part = image::imageops::crop_imm(&stored, r.x as u32, r.y as u32, r.width as u32, r.height as u32)
-                    .to_image();
+                let part = image::imageops::crop_imm(
+                    &stored,
+                    r.x as u32,
+                    r.y as u32,
+                    r.width as u32,
+                    r.height as u32,
+                )
+                .to_image();
                 let (pw, ph) = part.dimensions();
-                let got = apply(Pixels { buf: part.into_raw(), width: pw, height: ph, alpha: false }, o).expect("apply");
-                assert_eq!((got.width, got.height), want.dimensions(), "orientation {o}");
-                assert_eq!(got.buf, want.into_raw(), "orientation {o} rect {x},{y},{w},{h}");
+                let got = apply(
+                    Pixels {
+                        buf: part.into_raw(),
+                        width: pw,
+                        height: ph,
+                        alpha: false,
+                    },
+                    o,
+                )
+                .expect("apply");
+                assert_eq!(
+                    (got.width, got.height),
+                    want.dimensions(),
+                    "orientation {o}"
+                );
+                assert_eq!(
+                    got.buf,
+                    want.into_raw(),
+                    "orientation {o} rect {x},{y},{w},{h}"
+                );
             }
         }
     }

@@ -46,27 +46,50 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
     let (width, height, jpeg) = match format {
         Format::Jpeg => {
             let mut d = Decompressor::new().map_err(|e| PipelineError::Internal(e.to_string()))?;
-            let h = d.read_header(bytes).map_err(|e| PipelineError::Corrupt(format!("jpeg header: {e}")))?;
-            let info = JpegInfo { colorspace: h.colorspace, progressive: h.is_progressive, lossless: h.is_lossless };
+            let h = d
+                .read_header(bytes)
+                .map_err(|e| PipelineError::Corrupt(format!("jpeg header: {e}")))?;
+            let info = JpegInfo {
+                colorspace: h.colorspace,
+                progressive: h.is_progressive,
+                lossless: h.is_lossless,
+            };
             (dim(h.width)?, dim(h.height)?, Some(info))
         }
         Format::Png | Format::Gif | Format::Webp => {
-            let reader = image::ImageReader::with_format(Cursor::new(bytes), super::decode::image_format(format));
-            let (w, h) = reader.into_dimensions().map_err(|e| PipelineError::Corrupt(format!("{format} header: {e}")))?;
+            let reader = image::ImageReader::with_format(
+                Cursor::new(bytes),
+                super::decode::image_format(format),
+            );
+            let (w, h) = reader
+                .into_dimensions()
+                .map_err(|e| PipelineError::Corrupt(format!("{format} header: {e}")))?;
             (w, h, None)
         }
     };
     if width == 0 || height == 0 {
-        return Err(PipelineError::Corrupt(format!("{format} header: zero dimension {width}x{height}")));
+        return Err(PipelineError::Corrupt(format!(
+            "{format} header: zero dimension {width}x{height}"
+        )));
     }
     if u64::from(width) * u64::from(height) > limits.max_source_pixels {
-        return Err(PipelineError::SourceTooLarge { width, height, limit: limits.max_source_pixels });
+        return Err(PipelineError::SourceTooLarge {
+            width,
+            height,
+            limit: limits.max_source_pixels,
+        });
     }
     let orientation = match format {
         Format::Jpeg | Format::Png | Format::Webp => exif_orientation(bytes),
         Format::Gif => 1,
     };
-    Ok(Probe { format, width, height, orientation, jpeg })
+    Ok(Probe {
+        format,
+        width,
+        height,
+        orientation,
+        jpeg,
+    })
 }
 
 fn dim(v: usize) -> Result<u32, PipelineError> {

@@ -19,9 +19,16 @@ pub(crate) fn resize(src: Pixels, crop: Rect, to: (u32, u32)) -> Result<Pixels, 
         return Ok(src);
     }
     let internal = |e: &dyn std::fmt::Display| PipelineError::Internal(format!("resize: {e}"));
-    let pixel_type = if src.alpha { PixelType::U8x4 } else { PixelType::U8x3 };
-    let source = ImageRef::new(src.width, src.height, &src.buf, pixel_type).map_err(|e| internal(&e))?;
-    let len = (to.0 as usize).saturating_mul(to.1 as usize).saturating_mul(pixel_type.size());
+    let pixel_type = if src.alpha {
+        PixelType::U8x4
+    } else {
+        PixelType::U8x3
+    };
+    let source =
+        ImageRef::new(src.width, src.height, &src.buf, pixel_type).map_err(|e| internal(&e))?;
+    let len = (to.0 as usize)
+        .saturating_mul(to.1 as usize)
+        .saturating_mul(pixel_type.size());
     let buf = alloc_zeroed(len).ok_or_else(|| internal(&"out of memory"))?;
     let mut dst = Image::from_vec_u8(to.0, to.1, buf, pixel_type).map_err(|e| internal(&e))?;
     // Keep the crop inside the image even after float rounding from the scale mapping.
@@ -29,17 +36,32 @@ pub(crate) fn resize(src: Pixels, crop: Rect, to: (u32, u32)) -> Result<Pixels, 
     let y = crop.y.clamp(0.0, fh);
     let w = crop.width.min(fw - x).max(f64::MIN_POSITIVE);
     let h = crop.height.min(fh - y).max(f64::MIN_POSITIVE);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)).crop(x, y, w, h);
-    Resizer::new().resize(&source, &mut dst, &options).map_err(|e| internal(&e))?;
-    Ok(Pixels { buf: dst.into_vec(), width: to.0, height: to.1, alpha: src.alpha })
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .crop(x, y, w, h);
+    Resizer::new()
+        .resize(&source, &mut dst, &options)
+        .map_err(|e| internal(&e))?;
+    Ok(Pixels {
+        buf: dst.into_vec(),
+        width: to.0,
+        height: to.1,
+        alpha: src.alpha,
+    })
 }
 
 /// Place `img` at `offset` on an opaque `canvas`-sized image filled with `bg`. The result is
 /// RGB: transparent parts of `img` are composited onto `bg`.
-pub(crate) fn pad(img: &Pixels, canvas: (u32, u32), offset: (u32, u32), bg: [u8; 3]) -> Result<Pixels, PipelineError> {
+pub(crate) fn pad(
+    img: &Pixels,
+    canvas: (u32, u32),
+    offset: (u32, u32),
+    bg: [u8; 3],
+) -> Result<Pixels, PipelineError> {
     let (cw, ch) = (canvas.0 as usize, canvas.1 as usize);
     let len = cw.saturating_mul(ch).saturating_mul(3);
-    let mut buf = alloc_zeroed(len).ok_or_else(|| PipelineError::Internal("pad: out of memory".into()))?;
+    let mut buf =
+        alloc_zeroed(len).ok_or_else(|| PipelineError::Internal("pad: out of memory".into()))?;
     for px in buf.chunks_exact_mut(3) {
         px.copy_from_slice(&bg);
     }
@@ -47,12 +69,19 @@ pub(crate) fn pad(img: &Pixels, canvas: (u32, u32), offset: (u32, u32), bg: [u8;
     let (iw, ox, oy) = (img.width as usize, offset.0 as usize, offset.1 as usize);
     let row_len = iw * channels;
     if row_len == 0 {
-        return Ok(Pixels { buf, width: canvas.0, height: canvas.1, alpha: false });
+        return Ok(Pixels {
+            buf,
+            width: canvas.0,
+            height: canvas.1,
+            alpha: false,
+        });
     }
     for (row_index, row) in img.buf.chunks_exact(row_len).enumerate() {
         let start = ((oy + row_index) * cw + ox) * 3;
         let Some(dst) = buf.get_mut(start..start + iw * 3) else {
-            return Err(PipelineError::Internal("pad: image does not fit the canvas".into()));
+            return Err(PipelineError::Internal(
+                "pad: image does not fit the canvas".into(),
+            ));
         };
         if img.alpha {
             for (d, s) in dst.chunks_exact_mut(3).zip(row.chunks_exact(4)) {
@@ -62,7 +91,12 @@ pub(crate) fn pad(img: &Pixels, canvas: (u32, u32), offset: (u32, u32), bg: [u8;
             dst.copy_from_slice(row);
         }
     }
-    Ok(Pixels { buf, width: canvas.0, height: canvas.1, alpha: false })
+    Ok(Pixels {
+        buf,
+        width: canvas.0,
+        height: canvas.1,
+        alpha: false,
+    })
 }
 
 /// Composite an RGBA image onto an opaque `bg`, giving RGB (in place, no second full buffer).
@@ -81,7 +115,12 @@ pub(crate) fn flatten(img: Pixels, bg: [u8; 3]) -> Pixels {
         buf[dst..dst + 3].copy_from_slice(&out);
     }
     buf.truncate(n * 3);
-    Pixels { buf, width: img.width, height: img.height, alpha: false }
+    Pixels {
+        buf,
+        width: img.width,
+        height: img.height,
+        alpha: false,
+    }
 }
 
 /// `dst` (opaque RGB) = `src` (straight RGBA) over `dst`.
@@ -98,7 +137,12 @@ mod tests {
 
     #[test]
     fn flatten_transparent_pixel_becomes_background() {
-        let img = Pixels { buf: vec![0, 255, 0, 0, 10, 20, 30, 255, 255, 255, 255, 128], width: 3, height: 1, alpha: true };
+        let img = Pixels {
+            buf: vec![0, 255, 0, 0, 10, 20, 30, 255, 255, 255, 255, 128],
+            width: 3,
+            height: 1,
+            alpha: true,
+        };
         let out = flatten(img, [200, 100, 50]);
         assert_eq!(out.buf, vec![200, 100, 50, 10, 20, 30, 228, 178, 153]);
         assert!(!out.alpha);
@@ -106,15 +150,33 @@ mod tests {
 
     #[test]
     fn pad_places_image_at_offset() {
-        let img = Pixels { buf: vec![1, 2, 3, 4, 5, 6], width: 1, height: 2, alpha: false };
+        let img = Pixels {
+            buf: vec![1, 2, 3, 4, 5, 6],
+            width: 1,
+            height: 2,
+            alpha: false,
+        };
         let out = pad(&img, (3, 2), (2, 0), [9, 9, 9]).expect("pad");
-        assert_eq!(out.buf, vec![9, 9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 9, 9, 9, 9, 4, 5, 6]);
+        assert_eq!(
+            out.buf,
+            vec![9, 9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 9, 9, 9, 9, 4, 5, 6]
+        );
     }
 
     #[test]
     fn resize_whole_same_size_is_noop() {
-        let img = Pixels { buf: vec![7; 2 * 2 * 3], width: 2, height: 2, alpha: false };
-        let crop = Rect { x: 0.0, y: 0.0, width: 2.0, height: 2.0 };
+        let img = Pixels {
+            buf: vec![7; 2 * 2 * 3],
+            width: 2,
+            height: 2,
+            alpha: false,
+        };
+        let crop = Rect {
+            x: 0.0,
+            y: 0.0,
+            width: 2.0,
+            height: 2.0,
+        };
         let out = resize(img, crop, (2, 2)).expect("resize");
         assert_eq!(out.buf, vec![7; 12]);
     }
