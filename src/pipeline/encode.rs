@@ -74,7 +74,11 @@ pub(crate) fn encode(img: &Pixels, format: Format, quality: u8) -> Result<Vec<u8
             };
             c.compress_to_vec(image).map_err(tj)
         }
-        Format::Png | Format::Gif => {
+        // `choose` never picks GIF; refusing here keeps `Rendered.format` honest.
+        Format::Gif => Err(PipelineError::Internal(
+            "gif output is not supported".into(),
+        )),
+        Format::Png => {
             let mut out = Vec::new();
             let color = if img.alpha {
                 ExtendedColorType::Rgba8

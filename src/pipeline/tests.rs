@@ -720,3 +720,64 @@ fn render_timings_are_filled() {
     let r = ok(&fixture!("photo-2560x1600.jpg"), &tf(Some(300), None));
     assert!(r.timings.decode > Duration::ZERO && r.timings.encode > Duration::ZERO);
 }
+
+#[test]
+fn render_tiny_and_extreme_shapes_follow_the_plan() {
+    let sources = [
+        tiny_jpeg(1, 1),
+        tiny_jpeg(7, 1),
+        tiny_jpeg(1, 9),
+        tiny_jpeg(33, 17),
+        alpha_png(2, 1),
+        encode_with(&DynamicImage::ImageRgb8(gradient(1, 40)), ImageFormat::Png),
+    ];
+    let boxes = [
+        (Some(1), Some(1)),
+        (Some(5000), Some(1)),
+        (Some(1), Some(3000)),
+        (Some(3), None),
+        (None, Some(2)),
+    ];
+    for bytes in &sources {
+        for (w, h) in boxes {
+            for fit in [Fit::Fit, Fit::Fill, Fit::Pad, Fit::Scale] {
+                for (gravity, enlarge) in [
+                    (Gravity::Center, false),
+                    (Gravity::SouthEast, true),
+                    (Gravity::North, false),
+                ] {
+                    let t = Transform {
+                        width: w,
+                        height: h,
+                        fit,
+                        gravity,
+                        enlarge,
+                        ..Transform::default()
+                    };
+                    let r = ok(bytes, &t);
+                    let p =
+                        probe::probe(bytes, sniff(bytes).expect("known"), &LIMITS).expect("probe");
+                    let plan = layout::plan(&t, p.width, p.height, LIMITS.max_output_pixels)
+                        .expect("plan");
+                    assert_eq!((r.width, r.height), plan.canvas, "{t:?}");
+                    decoded(&r);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn render_jpeg_cut_at_60_percent_reports_libjpeg_warning() {
+    let bytes = fixture!("photo-2560x1600.jpg");
+    let got = render_with(
+        &bytes[..bytes.len() * 6 / 10],
+        &tf(Some(300), None),
+        Accept::default(),
+    )
+    .map(|r| r.width);
+    assert!(
+        matches!(&got, Err(PipelineError::Corrupt(m)) if m.contains("Premature end")),
+        "{got:?}"
+    );
+}
