@@ -1,10 +1,26 @@
 //! The image pipeline: sniff -> probe header -> plan -> decode (shrink-on-load) -> orient ->
 //! crop/resize -> pad/flatten -> encode. Synchronous, pure functions over bytes; the server runs
 //! [`render`] on its bounded worker pool. No async, no HTTP types, no I/O.
+//!
+//! What it deliberately does not do: no colour management (ICC profiles are ignored and
+//! dropped, CMYK is converted naively), no animation (the first GIF/WebP frame only), no
+//! metadata in the output, and no caching. Each stage lives in a submodule; [`render`] reads
+//! top to bottom in the order above.
 
-use std::time::Duration;
+mod decode;
+mod encode;
+mod jpeg;
+mod orient;
+mod probe;
+mod resize;
+mod sniff;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
 
 use crate::format::Format;
+use crate::layout::{self, LayoutError, Rect};
 use crate::options::Transform;
 
 /// Resource limits, checked before any large allocation.
@@ -72,12 +88,122 @@ pub enum PipelineError {
 
 /// Detect the format from magic bytes (never from a `Content-Type`).
 pub fn sniff(bytes: &[u8]) -> Option<Format> {
-    let _ = bytes;
-    todo!()
+    sniff::sniff(bytes)
 }
 
 /// Transform `bytes` as `req` says.
+///
+/// Limits are checked in this order, each before the allocation it guards: source pixels (from
+/// the header), output pixels (from the plan), decoder buffer bytes (before decoding).
 pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Rendered, PipelineError> {
-    let _ = (bytes, req, limits);
-    todo!()
+    let t = req.transform;
+    let start = Instant::now();
+
+    // 1-3. Sniff, read the header, plan in displayed (oriented) geometry.
+    let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
+    let probe = probe::probe(bytes, format, limits)?;
+    let (ow, oh) = probe.oriented_size();
+    let plan = layout::plan(t, ow, oh, limits.max_output_pixels).map_err(|e| match e {
+        LayoutError::OutputTooLarge {
+            width,
+            height,
+            limit,
+        } => PipelineError::OutputTooLarge {
+            width,
+            height,
+            limit,
+        },
+    })?;
+
+    // 4. Decode in stored orientation; JPEG shrinks in the DCT as far as the crop allows.
+    let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
+    let crop = orient::stored_rect(plan.crop, probe.orientation, sw, sh);
+    let target = orient::stored_size(plan.resize, probe.orientation);
+    let pixels = match format {
+        Format::Jpeg => {
+            let shrink = jpeg::choose_shrink(crop.width, crop.height, target.0, target.1);
+            jpeg::decode(bytes, &probe, shrink, limits)?
+        }
+        Format::Png | Format::Gif | Format::Webp => decode::decode(bytes, &probe, limits)?,
+    };
+    let mut decode_time = start.elapsed();
+
+    // 5-6. Crop and resize the (small) stored image, then orient the result: no full-size
+    // buffer is ever rotated.
+    let resize_start = Instant::now();
+    let (fx, fy) = (f64::from(pixels.width) / sw, f64::from(pixels.height) / sh);
+    let crop = Rect {
+        x: crop.x * fx,
+        y: crop.y * fy,
+        width: crop.width * fx,
+        height: crop.height * fy,
+    };
+    let resized = resize::resize(pixels, crop, target)?;
+    let orient_start = Instant::now();
+    let img = orient::apply(resized, probe.orientation)?;
+    let orient_time = orient_start.elapsed();
+    decode_time += orient_time;
+
+    // 7-8. Pad onto the canvas, pick the output format, flatten alpha for JPEG.
+    let bg = t.background.0;
+    let img = if plan.canvas != plan.resize {
+        resize::pad(&img, plan.canvas, plan.offset, bg)?
+    } else {
+        img
+    };
+    if (img.width, img.height) != plan.canvas {
+        return Err(PipelineError::Internal(format!(
+            "produced {}x{}, planned {}x{}",
+            img.width, img.height, plan.canvas.0, plan.canvas.1
+        )));
+    }
+    let out_format = encode::choose(t.format, format, req.accept, plan.canvas, img.alpha);
+    let img = if out_format == Format::Jpeg {
+        resize::flatten(img, bg)
+    } else {
+        img
+    };
+    let resize_time = resize_start.elapsed().saturating_sub(orient_time);
+
+    // 9. Encode, without metadata.
+    let encode_start = Instant::now();
+    let quality = t.quality.unwrap_or(req.default_quality);
+    let out = encode::encode(&img, out_format, quality)?;
+    Ok(Rendered {
+        bytes: out,
+        format: out_format,
+        width: plan.canvas.0,
+        height: plan.canvas.1,
+        timings: Timings {
+            decode: decode_time,
+            resize: resize_time,
+            encode: encode_start.elapsed(),
+        },
+    })
+}
+
+/// Decoded 8-bit pixels: RGB, or RGBA when `alpha`, rows packed without padding.
+#[derive(Debug)]
+pub(crate) struct Pixels {
+    pub buf: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub alpha: bool,
+}
+
+/// A zeroed buffer of `len` bytes, or `None` when the allocator refuses (no abort on OOM).
+pub(crate) fn alloc_zeroed(len: usize) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, 0);
+    Some(v)
+}
+
+/// A short description of an unrecognised body, for the 415 message (never the whole body).
+fn describe_unknown(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "empty body".into();
+    }
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("unrecognised signature {}", head.join(" "))
 }

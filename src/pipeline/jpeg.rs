@@ -1,0 +1,151 @@
+//! JPEG decoding through libjpeg-turbo, with DCT-domain shrink-on-load and CMYK conversion.
+//!
+//! Corrupt or truncated data is an error, never a grey-filled image: TurboJPEG 3 returns -1 from
+//! `tj3Decompress8` whenever libjpeg emitted a warning such as "Premature end of JPEG file" (the
+//! pixels are written, but the call fails), and the `turbojpeg` crate turns that into `Err`.
+//! `TJPARAM_STOPONWARNING` would only make that failure earlier; the crate does not expose it
+//! and `unsafe` is forbidden here, so we rely on the -1. The scan limit is set against
+//! progressive scan-count bombs. It does not handle ICC profiles, and does not orient.
+
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
+
+use super::probe::Probe;
+use super::{alloc_zeroed, Limits, PipelineError, Pixels};
+
+/// Most progressive scans we accept; real encoders write at most a few dozen.
+const SCAN_LIMIT: u32 = 500;
+
+/// The largest DCT shrink `k` in {8, 4, 2, 1} such that the crop region (in stored pixels),
+/// divided by `k`, is still at least the target size along both axes.
+pub(crate) fn choose_shrink(crop_w: f64, crop_h: f64, target_w: u32, target_h: u32) -> u32 {
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|&k| {
+            crop_w / f64::from(k) >= f64::from(target_w)
+                && crop_h / f64::from(k) >= f64::from(target_h)
+        })
+        .unwrap_or(1)
+}
+
+/// Decode with shrink factor `1/shrink` into RGB8 (grayscale and CMYK are converted).
+pub(crate) fn decode(
+    bytes: &[u8],
+    probe: &Probe,
+    shrink: u32,
+    limits: &Limits,
+) -> Result<Pixels, PipelineError> {
+    let info = probe
+        .jpeg
+        .ok_or_else(|| PipelineError::Internal("jpeg decode without jpeg header".into()))?;
+    // Lossless JPEGs cannot be DCT-scaled.
+    let factor = match shrink {
+        _ if info.lossless => ScalingFactor::ONE,
+        8 => ScalingFactor::ONE_EIGHTH,
+        4 => ScalingFactor::ONE_QUARTER,
+        2 => ScalingFactor::ONE_HALF,
+        _ => ScalingFactor::ONE,
+    };
+    let cmyk = matches!(info.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+    let format = if cmyk {
+        PixelFormat::CMYK
+    } else {
+        PixelFormat::RGB
+    };
+    let (w, h) = (probe.width as usize, probe.height as usize);
+    let (sw, sh) = (factor.scale(w), factor.scale(h));
+    let components: u64 = match info.colorspace {
+        Colorspace::Gray => 1,
+        Colorspace::CMYK | Colorspace::YCCK => 4,
+        _ => 3,
+    };
+    let too_large = || PipelineError::SourceTooLarge {
+        width: probe.width,
+        height: probe.height,
+        limit: limits.max_source_pixels,
+    };
+    let out_len = (sw as u64)
+        .saturating_mul(sh as u64)
+        .saturating_mul(format.size() as u64);
+    // A progressive decode keeps every DCT coefficient of the whole image (2 bytes each),
+    // whatever the scale.
+    let coef_len = (w as u64)
+        .saturating_mul(h as u64)
+        .saturating_mul(components * 2);
+    if out_len > limits.max_decode_bytes || (info.progressive && coef_len > limits.max_decode_bytes)
+    {
+        return Err(too_large());
+    }
+    let len = usize::try_from(out_len).map_err(|_| too_large())?;
+    let mut buf = alloc_zeroed(len).ok_or_else(too_large)?;
+
+    let tj = |e: turbojpeg::Error| PipelineError::Internal(format!("turbojpeg: {e}"));
+    let mut d = Decompressor::new().map_err(tj)?;
+    d.set_scan_limit(SCAN_LIMIT).map_err(tj)?;
+    d.set_scaling_factor(factor).map_err(tj)?;
+    let image = Image {
+        pixels: buf.as_mut_slice(),
+        width: sw,
+        pitch: sw * format.size(),
+        height: sh,
+        format,
+    };
+    d.decompress(bytes, image)
+        .map_err(|e| PipelineError::Corrupt(format!("jpeg: {e}")))?;
+
+    if cmyk {
+        cmyk_to_rgb_in_place(&mut buf);
+    }
+    let width = u32::try_from(sw).map_err(|_| too_large())?;
+    let height = u32::try_from(sh).map_err(|_| too_large())?;
+    Ok(Pixels {
+        buf,
+        width,
+        height,
+        alpha: false,
+    })
+}
+
+/// Convert CMYK (4 bytes a pixel) to RGB (3 bytes) in the same buffer.
+///
+/// libjpeg hands out Adobe-style inverted CMYK for Adobe APP14 files (0 = full ink), so the
+/// naive conversion on the decoded values is `R = C * K / 255` and so on. No ICC: a CMYK
+/// profile would be needed for exact colour.
+pub(crate) fn cmyk_to_rgb_in_place(buf: &mut Vec<u8>) {
+    let n = buf.len() / 4;
+    for i in 0..n {
+        let (src, dst) = (i * 4, i * 3);
+        let [c, m, y, k] = [buf[src], buf[src + 1], buf[src + 2], buf[src + 3]].map(u32::from);
+        // Writing at 3i never overtakes reading at 4i, so the buffer can be shared.
+        buf[dst] = ((c * k + 127) / 255) as u8;
+        buf[dst + 1] = ((m * k + 127) / 255) as u8;
+        buf[dst + 2] = ((y * k + 127) / 255) as u8;
+    }
+    buf.truncate(n * 3);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_shrink_2560_to_300_picks_eighth() {
+        assert_eq!(choose_shrink(2560.0, 1600.0, 300, 188), 8);
+    }
+
+    #[test]
+    fn choose_shrink_larger_targets_pick_smaller_shrinks() {
+        assert_eq!(choose_shrink(2560.0, 1600.0, 600, 375), 4);
+        assert_eq!(choose_shrink(2560.0, 1600.0, 1200, 750), 2);
+        assert_eq!(choose_shrink(2560.0, 1600.0, 1300, 813), 1);
+        assert_eq!(choose_shrink(2560.0, 1600.0, 2560, 1600), 1);
+        // Both axes must stay large enough (a fill crop of a tall strip).
+        assert_eq!(choose_shrink(2560.0, 1600.0, 100, 400), 4);
+    }
+
+    #[test]
+    fn cmyk_to_rgb_inverted_values_convert() {
+        let mut buf = vec![255, 255, 255, 255, 0, 0, 0, 255, 255, 128, 0, 128];
+        cmyk_to_rgb_in_place(&mut buf);
+        assert_eq!(buf, vec![255, 255, 255, 0, 0, 0, 128, 64, 0]);
+    }
+}

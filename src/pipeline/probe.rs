@@ -1,0 +1,110 @@
+//! Header probe: format, dimensions and EXIF orientation, read without decoding any pixels.
+//!
+//! This is where `max_source_pixels` is enforced, before any pixel buffer exists. It does not
+//! decode, and it does not apply the orientation (see `orient`).
+
+use std::io::Cursor;
+
+use turbojpeg::{Colorspace, Decompressor};
+
+use super::{Limits, PipelineError};
+use crate::format::Format;
+
+/// JPEG header facts the decoder needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JpegInfo {
+    pub colorspace: Colorspace,
+    pub progressive: bool,
+    pub lossless: bool,
+}
+
+/// What the header says, before any pixel work.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    pub format: Format,
+    /// Stored (not oriented) size.
+    pub width: u32,
+    pub height: u32,
+    /// EXIF orientation 1..=8 (1 when absent or unreadable).
+    pub orientation: u8,
+    pub jpeg: Option<JpegInfo>,
+}
+
+impl Probe {
+    /// The size as displayed, after EXIF orientation (5..=8 swap the axes).
+    pub fn oriented_size(&self) -> (u32, u32) {
+        if self.orientation >= 5 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// Read the header of `bytes` (already sniffed as `format`) and check the source limit.
+pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Probe, PipelineError> {
+    let (width, height, jpeg) = match format {
+        Format::Jpeg => {
+            let mut d = Decompressor::new().map_err(|e| PipelineError::Internal(e.to_string()))?;
+            let h = d
+                .read_header(bytes)
+                .map_err(|e| PipelineError::Corrupt(format!("jpeg header: {e}")))?;
+            let info = JpegInfo {
+                colorspace: h.colorspace,
+                progressive: h.is_progressive,
+                lossless: h.is_lossless,
+            };
+            (dim(h.width)?, dim(h.height)?, Some(info))
+        }
+        Format::Png | Format::Gif | Format::Webp => {
+            let reader = image::ImageReader::with_format(
+                Cursor::new(bytes),
+                super::decode::image_format(format),
+            );
+            let (w, h) = reader
+                .into_dimensions()
+                .map_err(|e| PipelineError::Corrupt(format!("{format} header: {e}")))?;
+            (w, h, None)
+        }
+    };
+    if width == 0 || height == 0 {
+        return Err(PipelineError::Corrupt(format!(
+            "{format} header: zero dimension {width}x{height}"
+        )));
+    }
+    if u64::from(width) * u64::from(height) > limits.max_source_pixels {
+        return Err(PipelineError::SourceTooLarge {
+            width,
+            height,
+            limit: limits.max_source_pixels,
+        });
+    }
+    let orientation = match format {
+        Format::Jpeg | Format::Png | Format::Webp => exif_orientation(bytes),
+        Format::Gif => 1,
+    };
+    Ok(Probe {
+        format,
+        width,
+        height,
+        orientation,
+        jpeg,
+    })
+}
+
+fn dim(v: usize) -> Result<u32, PipelineError> {
+    u32::try_from(v).map_err(|_| PipelineError::Corrupt(format!("dimension {v} out of range")))
+}
+
+/// The EXIF orientation tag, or 1 when there is none or it cannot be read. A broken EXIF block
+/// never fails the request: browsers also ignore it.
+pub(crate) fn exif_orientation(bytes: &[u8]) -> u8 {
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+        return 1;
+    };
+    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+        .and_then(|f| f.value.get_uint(0))
+        .and_then(|v| u8::try_from(v).ok())
+        .filter(|v| (1..=8).contains(v))
+        .unwrap_or(1)
+}

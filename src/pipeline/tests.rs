@@ -1,0 +1,783 @@
+//! End-to-end tests of [`render`]: real fixtures (see `tests/fixtures/README.md`) and images
+//! generated in code. Facts are asserted by decoding the output, never by comparing bytes.
+//!
+//! Stage-level unit tests live next to each stage; this file does not test `layout` tables.
+
+use std::io::Cursor;
+use std::time::Instant;
+
+use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+
+use super::*;
+use crate::options::{Fit, FormatChoice, Gravity, Rgb as Colour};
+
+macro_rules! fixture {
+    ($name:literal) => {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/",
+            $name
+        ))
+        .expect("fixture present")
+    };
+}
+
+const LIMITS: Limits = Limits {
+    max_source_pixels: 50_000_000,
+    max_output_pixels: 25_000_000,
+    max_decode_bytes: 1 << 30,
+};
+
+fn tf(w: Option<u32>, h: Option<u32>) -> Transform {
+    Transform {
+        width: w,
+        height: h,
+        ..Transform::default()
+    }
+}
+
+fn with_format(mut t: Transform, f: Format) -> Transform {
+    t.format = Some(FormatChoice::Fixed(f));
+    t
+}
+
+fn render_with(bytes: &[u8], t: &Transform, accept: Accept) -> Result<Rendered, PipelineError> {
+    render(
+        bytes,
+        &Request {
+            transform: t,
+            accept,
+            default_quality: 80,
+        },
+        &LIMITS,
+    )
+}
+
+#[track_caller]
+fn ok(bytes: &[u8], t: &Transform) -> Rendered {
+    render_with(bytes, t, Accept::default()).expect("render")
+}
+
+/// Decode an output, checking that its bytes really are the format it claims.
+#[track_caller]
+fn decoded(r: &Rendered) -> DynamicImage {
+    assert_eq!(
+        sniff(&r.bytes),
+        Some(r.format),
+        "bytes are not {}",
+        r.format
+    );
+    let img = image::load_from_memory_with_format(&r.bytes, decode::image_format(r.format))
+        .expect("output decodes");
+    assert_eq!(
+        img.dimensions(),
+        (r.width, r.height),
+        "Rendered size vs decoded size"
+    );
+    img
+}
+
+fn mean_rgb(img: &DynamicImage) -> [f64; 3] {
+    let rgb = img.to_rgb8();
+    let mut sum = [0f64; 3];
+    for p in rgb.pixels() {
+        for (s, v) in sum.iter_mut().zip(p.0) {
+            *s += f64::from(v);
+        }
+    }
+    let n = f64::from(rgb.width() * rgb.height());
+    sum.map(|s| s / n)
+}
+
+#[track_caller]
+fn assert_close(a: [f64; 3], b: [f64; 3], tolerance: f64) {
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= tolerance,
+            "mean colours differ: {a:?} vs {b:?}"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_px_close(got: [u8; 3], want: [u8; 3], tolerance: u8) {
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            g.abs_diff(w) <= tolerance,
+            "pixel {got:?}, want {want:?} ±{tolerance}"
+        );
+    }
+}
+
+fn encode_with(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode fixture");
+    out.into_inner()
+}
+
+fn gradient(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        Rgb([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            ((x + y) % 256) as u8,
+        ])
+    })
+}
+
+fn tiny_jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = gradient(w, h);
+    let image = turbojpeg::Image {
+        pixels: img.as_raw().as_slice(),
+        width: w as usize,
+        pitch: w as usize * 3,
+        height: h as usize,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(image, 85, turbojpeg::Subsamp::Sub2x2)
+        .expect("compress")
+        .to_vec()
+}
+
+/// Left half fully transparent green, right half opaque red.
+fn alpha_png(w: u32, h: u32) -> Vec<u8> {
+    let img = RgbaImage::from_fn(w, h, |x, _| {
+        if x < w / 2 {
+            Rgba([0, 255, 0, 0])
+        } else {
+            Rgba([255, 0, 0, 255])
+        }
+    });
+    encode_with(&DynamicImage::ImageRgba8(img), ImageFormat::Png)
+}
+
+// --- A tiny PNG writer, for files `image` will not write (palette, lying headers). ---
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32(&body).to_be_bytes());
+}
+
+/// zlib stream of `data` in stored (uncompressed) deflate blocks.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[][..]]
+    } else {
+        data.chunks(65535).collect()
+    };
+    for (i, block) in blocks.iter().enumerate() {
+        out.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in data {
+        a = (a + u32::from(byte)) % 65521;
+        b = (b + a) % 65521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
+}
+
+fn png_raw(
+    w: u32,
+    h: u32,
+    depth: u8,
+    color_type: u8,
+    extra: &[(&[u8; 4], Vec<u8>)],
+    scanlines: &[u8],
+) -> Vec<u8> {
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[depth, color_type, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    for (kind, data) in extra {
+        chunk(&mut out, kind, data);
+    }
+    chunk(&mut out, b"IDAT", &zlib_stored(scanlines));
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// 4x2 palette PNG: index 0 red, 1 blue (transparent with tRNS when `transparent`).
+fn palette_png(transparent: bool) -> Vec<u8> {
+    let plte = vec![255, 0, 0, 0, 0, 255];
+    let mut extra = vec![(b"PLTE", plte)];
+    if transparent {
+        extra.push((b"tRNS", vec![255, 0]));
+    }
+    // Filter byte 0, then 4 indices a row.
+    let scanlines = [0, 0, 1, 0, 1, 0, 1, 1, 0, 0];
+    png_raw(4, 2, 8, 3, &extra, &scanlines)
+}
+
+// --- Every input kind ---
+
+#[test]
+fn render_baseline_jpeg_w300_gives_300x188_jpeg() {
+    let r = ok(&fixture!("photo-2560x1600.jpg"), &tf(Some(300), None));
+    assert_eq!((r.format, r.width, r.height), (Format::Jpeg, 300, 188));
+    decoded(&r);
+}
+
+#[test]
+fn render_progressive_jpeg_w300_matches_baseline_colours() {
+    let t = with_format(tf(Some(300), None), Format::Png);
+    let base = decoded(&ok(&fixture!("photo-2560x1600.jpg"), &t));
+    let prog = decoded(&ok(&fixture!("progressive-2560x1600.jpg"), &t));
+    assert_eq!(prog.dimensions(), (300, 188));
+    // The two files hold the same coefficients (jpegtran, lossless).
+    assert_close(mean_rgb(&prog), mean_rgb(&base), 0.5);
+}
+
+#[test]
+fn render_cmyk_jpeg_colours_match_image_decoder() {
+    let bytes = fixture!("cmyk-2560x1600.jpg");
+    let r = ok(&bytes, &with_format(tf(Some(320), None), Format::Png));
+    let ours = decoded(&r);
+    assert_eq!(ours.dimensions(), (320, 200));
+    let reference =
+        image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg).expect("image decodes cmyk");
+    assert_close(mean_rgb(&ours), mean_rgb(&reference), 4.0);
+}
+
+#[test]
+fn render_gray_jpeg_gives_gray_rgb_output() {
+    let r = ok(
+        &fixture!("gray-2560x1600.jpg"),
+        &with_format(tf(Some(300), None), Format::Png),
+    );
+    let img = decoded(&r).to_rgb8();
+    assert_eq!(img.dimensions(), (300, 188));
+    assert!(img.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]));
+    let [r_mean, ..] = mean_rgb(&DynamicImage::ImageRgb8(img));
+    assert!(r_mean > 5.0 && r_mean < 250.0, "not blank: {r_mean}");
+}
+
+#[test]
+fn render_exif_orient6_w300_gives_upright_300x188() {
+    let bytes = fixture!("exif-orient6.jpg");
+    let r = ok(&bytes, &with_format(tf(Some(300), None), Format::Png));
+    assert_eq!((r.width, r.height), (300, 188));
+    // Compare with a reference rotated by `image`: a wrong rotation direction differs a lot.
+    let mut reference =
+        image::load_from_memory_with_format(&bytes, ImageFormat::Jpeg).expect("decode");
+    reference.apply_orientation(image::metadata::Orientation::Rotate90);
+    let reference = reference
+        .resize_exact(300, 188, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let ours = decoded(&r).to_rgb8();
+    let diff: f64 = ours
+        .as_raw()
+        .iter()
+        .zip(reference.as_raw())
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / ours.as_raw().len() as f64;
+    assert!(diff < 6.0, "mean abs difference {diff}");
+}
+
+#[test]
+fn render_png16_reduces_exactly_to_8_bit() {
+    let src = image::ImageBuffer::<Rgb<u16>, _>::from_fn(64, 32, |x, y| {
+        Rgb([(x * 1000) as u16, (y * 2000) as u16, 65535])
+    });
+    let src = DynamicImage::ImageRgb16(src);
+    let r = ok(&encode_with(&src, ImageFormat::Png), &Transform::default());
+    assert_eq!(r.format, Format::Png);
+    let out = decoded(&r);
+    assert_eq!(out.color(), image::ColorType::Rgb8);
+    assert_eq!(out.to_rgb8(), src.to_rgb8());
+}
+
+#[test]
+fn render_palette_png_expands_colours() {
+    let r = ok(&palette_png(false), &Transform::default());
+    let out = decoded(&r).to_rgb8();
+    assert_eq!(out.dimensions(), (4, 2));
+    assert_eq!(out.get_pixel(0, 0).0, [255, 0, 0]);
+    assert_eq!(out.get_pixel(1, 0).0, [0, 0, 255]);
+    assert_eq!(out.get_pixel(3, 1).0, [255, 0, 0]);
+}
+
+#[test]
+fn render_palette_png_with_trns_keeps_alpha() {
+    let r = ok(&palette_png(true), &Transform::default());
+    let out = decoded(&r);
+    assert!(out.color().has_alpha());
+    // tRNS [255, 0]: index 0 (red) opaque, index 1 (blue) fully transparent.
+    assert_eq!(out.to_rgba8().get_pixel(0, 0).0, [255, 0, 0, 255]);
+    assert_eq!(out.to_rgba8().get_pixel(1, 0).0[3], 0);
+}
+
+#[test]
+fn render_alpha_png_keeps_alpha_in_png_and_webp() {
+    let bytes = alpha_png(40, 20);
+    for format in [Format::Png, Format::Webp] {
+        let r = ok(&bytes, &with_format(tf(Some(20), None), format));
+        let out = decoded(&r);
+        assert_eq!(out.dimensions(), (20, 10));
+        assert!(out.color().has_alpha(), "{format}");
+        let rgba = out.to_rgba8();
+        assert_eq!(
+            rgba.get_pixel(1, 5).0[3],
+            0,
+            "{format}: transparent stays transparent"
+        );
+        assert_eq!(
+            rgba.get_pixel(18, 5).0[3],
+            255,
+            "{format}: opaque stays opaque"
+        );
+    }
+}
+
+#[test]
+fn render_alpha_png_as_jpeg_flattens_onto_background() {
+    let mut t = with_format(tf(Some(20), None), Format::Jpeg);
+    t.background = Colour([0, 0, 255]);
+    let out = decoded(&ok(&alpha_png(40, 20), &t)).to_rgb8();
+    assert_px_close(out.get_pixel(1, 5).0, [0, 0, 255], 12);
+    assert_px_close(out.get_pixel(18, 5).0, [255, 0, 0], 12);
+}
+
+#[test]
+fn render_lossy_webp_w300_gives_webp() {
+    let r = ok(&fixture!("lossy-2560x1600.webp"), &tf(Some(300), None));
+    assert_eq!((r.format, r.width, r.height), (Format::Webp, 300, 188));
+    decoded(&r);
+}
+
+#[test]
+fn render_animated_gif_gives_first_frame_as_png() {
+    let bytes = fixture!("animated-480x300.gif");
+    let r = ok(&bytes, &Transform::default());
+    assert_eq!((r.format, r.width, r.height), (Format::Png, 480, 300));
+    let first = image::load_from_memory_with_format(&bytes, ImageFormat::Gif).expect("decode gif");
+    assert_eq!(decoded(&r).to_rgba8(), first.to_rgba8());
+}
+
+// --- Fit modes, padding, formats, quality ---
+
+#[test]
+fn render_fit_modes_give_planned_sizes() {
+    let bytes = tiny_jpeg(400, 200);
+    for (fit, want) in [
+        (Fit::Fit, (100, 50)),
+        (Fit::Fill, (100, 100)),
+        (Fit::Scale, (100, 100)),
+        (Fit::Pad, (100, 100)),
+    ] {
+        let mut t = tf(Some(100), Some(100));
+        t.fit = fit;
+        let r = ok(&bytes, &t);
+        assert_eq!((r.width, r.height), want, "{fit:?}");
+        assert_eq!(decoded(&r).dimensions(), want);
+    }
+}
+
+#[test]
+fn render_fill_gravity_east_keeps_right_edge() {
+    let img = RgbImage::from_fn(200, 100, |x, _| {
+        if x < 100 {
+            Rgb([0, 0, 0])
+        } else {
+            Rgb([255, 255, 255])
+        }
+    });
+    let bytes = encode_with(&DynamicImage::ImageRgb8(img), ImageFormat::Png);
+    let mut t = tf(Some(50), Some(50));
+    t.fit = Fit::Fill;
+    t.gravity = Gravity::East;
+    let out = decoded(&ok(&bytes, &t)).to_rgb8();
+    assert_eq!(out.dimensions(), (50, 50));
+    // Lanczos pulls a little black from just outside the crop into the first columns only
+    // (measured: 241, 255, 254, then 255); the kept half is the white one.
+    assert!(out
+        .enumerate_pixels()
+        .all(|(x, _, p)| p.0.iter().all(|&v| v >= if x < 3 { 230 } else { 255 })));
+}
+
+#[test]
+fn render_pad_fills_with_background_colour() {
+    let mut t = with_format(tf(Some(100), Some(100)), Format::Png);
+    t.fit = Fit::Pad;
+    t.background = Colour([255, 0, 0]);
+    let out = decoded(&ok(&tiny_jpeg(400, 200), &t)).to_rgb8();
+    assert_eq!(out.dimensions(), (100, 100));
+    assert_eq!(out.get_pixel(50, 2).0, [255, 0, 0]);
+    assert_eq!(out.get_pixel(50, 97).0, [255, 0, 0]);
+    assert_ne!(out.get_pixel(50, 50).0, [255, 0, 0]);
+}
+
+#[test]
+fn render_pad_transparent_png_composites_onto_background() {
+    let mut t = tf(Some(40), Some(40));
+    t.fit = Fit::Pad;
+    t.background = Colour([0, 0, 255]);
+    let r = ok(&alpha_png(40, 20), &t);
+    let out = decoded(&r).to_rgba8();
+    assert_eq!(out.get_pixel(20, 2).0, [0, 0, 255, 255]);
+    assert_eq!(out.get_pixel(2, 20).0, [0, 0, 255, 255]);
+}
+
+#[test]
+fn render_auto_format_picks_webp_png_or_jpeg() {
+    let mut t = tf(Some(20), None);
+    t.format = Some(FormatChoice::Auto);
+    let yes = Accept { webp: true };
+    assert_eq!(
+        render_with(&tiny_jpeg(40, 20), &t, yes)
+            .expect("render")
+            .format,
+        Format::Webp
+    );
+    assert_eq!(
+        render_with(&alpha_png(40, 20), &t, Accept::default())
+            .expect("render")
+            .format,
+        Format::Png
+    );
+    let opaque = encode_with(&DynamicImage::ImageRgb8(gradient(40, 20)), ImageFormat::Png);
+    let r = render_with(&opaque, &t, Accept::default()).expect("render");
+    assert_eq!(r.format, Format::Jpeg);
+    decoded(&r);
+}
+
+#[test]
+fn render_webp_q100_is_lossless_round_trip() {
+    let src = RgbImage::from_fn(33, 17, |x, y| {
+        Rgb([(x * 7 + y * 13) as u8, (x * y) as u8, (x ^ y) as u8])
+    });
+    let bytes = encode_with(&DynamicImage::ImageRgb8(src.clone()), ImageFormat::Png);
+    let mut t = with_format(Transform::default(), Format::Webp);
+    t.quality = Some(100);
+    assert_eq!(decoded(&ok(&bytes, &t)).to_rgb8(), src);
+}
+
+#[test]
+fn render_quality_changes_jpeg_size() {
+    let bytes = fixture!("photo-2560x1600.jpg");
+    let mut t = tf(Some(600), None);
+    t.quality = Some(30);
+    let small = ok(&bytes, &t).bytes.len();
+    t.quality = Some(95);
+    let big = ok(&bytes, &t).bytes.len();
+    assert!(small < big, "q30 {small} bytes, q95 {big} bytes");
+}
+
+#[test]
+fn render_output_never_keeps_exif() {
+    let r = ok(&fixture!("exif-orient6.jpg"), &tf(Some(100), None));
+    assert_eq!(probe::exif_orientation(&r.bytes), 1);
+    assert!(!r.bytes.windows(6).any(|w| w == b"Exif\0\0"));
+}
+
+// --- Broken, hostile and unsupported inputs ---
+
+#[track_caller]
+fn assert_corrupt(bytes: &[u8], what: &str) {
+    match render_with(bytes, &tf(Some(50), None), Accept::default()) {
+        Err(PipelineError::Corrupt(_)) => {}
+        other => panic!(
+            "{what}: expected Corrupt, got {:?}",
+            other.map(|r| (r.format, r.width, r.height))
+        ),
+    }
+}
+
+#[test]
+fn render_truncated_inputs_are_corrupt() {
+    let png = encode_with(&DynamicImage::ImageRgb8(gradient(64, 64)), ImageFormat::Png);
+    let gif = encode_with(&DynamicImage::ImageRgb8(gradient(64, 64)), ImageFormat::Gif);
+    for (what, bytes) in [
+        ("photo jpeg", fixture!("photo-2560x1600.jpg")),
+        ("progressive jpeg", fixture!("progressive-2560x1600.jpg")),
+        ("tiny jpeg", tiny_jpeg(64, 64)),
+        ("png", png),
+        ("lossy webp", fixture!("lossy-2560x1600.webp")),
+        ("gif", gif),
+    ] {
+        let cut = bytes.len() * 6 / 10;
+        assert_corrupt(&bytes[..cut], what);
+    }
+}
+
+#[test]
+fn render_truncated_animated_gif_is_corrupt_only_inside_first_frame() {
+    let bytes = fixture!("animated-480x300.gif");
+    // The first of five frames ends well after 10% of the file.
+    assert_corrupt(&bytes[..bytes.len() / 10], "gif cut in frame 1");
+    // Only the first frame is ever decoded; a cut in a later frame does not affect it.
+    let r = ok(&bytes[..bytes.len() * 6 / 10], &Transform::default());
+    let first = image::load_from_memory_with_format(&bytes, ImageFormat::Gif).expect("decode gif");
+    assert_eq!(decoded(&r).to_rgba8(), first.to_rgba8());
+}
+
+#[test]
+fn render_jpeg_with_garbage_after_soi_is_corrupt() {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF];
+    bytes.extend_from_slice(&[0x42; 100]);
+    assert_corrupt(&bytes, "garbage jpeg");
+}
+
+#[test]
+fn render_unrecognised_bodies_are_unsupported() {
+    let random: Vec<u8> = (0u32..512)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for bytes in [
+        &b""[..],
+        b"<!DOCTYPE html><html><body>404</body></html>",
+        b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"/>",
+        b"II*\0\x08\0\0\0\0\0",
+        b"BM\x36\0\0\0\0\0\0\0\x36\0\0\0",
+        &random,
+    ] {
+        assert!(
+            matches!(render_with(bytes, &tf(Some(50), None), Accept::default()), Err(PipelineError::Unsupported(_))),
+            "{:?}",
+            &bytes[..bytes.len().min(16)]
+        );
+    }
+}
+
+#[test]
+fn render_bit_flipped_inputs_never_panic() {
+    let png = encode_with(&DynamicImage::ImageRgb8(gradient(24, 16)), ImageFormat::Png);
+    let gif = encode_with(&DynamicImage::ImageRgb8(gradient(24, 16)), ImageFormat::Gif);
+    let webp = encode_with(
+        &DynamicImage::ImageRgb8(gradient(24, 16)),
+        ImageFormat::WebP,
+    );
+    let mut progressive = {
+        let mut c = turbojpeg::Compressor::new().expect("compressor");
+        c.set_progressive(true).expect("progressive");
+        let img = gradient(24, 16);
+        let image = turbojpeg::Image {
+            pixels: img.as_raw().as_slice(),
+            width: 24,
+            pitch: 72,
+            height: 16,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        c.compress_to_vec(image).expect("compress")
+    };
+    progressive.truncate(progressive.len());
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let t = tf(Some(10), None);
+    for (what, bytes) in [
+        ("jpeg", tiny_jpeg(24, 16)),
+        ("progressive", progressive),
+        ("png", png),
+        ("gif", gif),
+        ("webp", webp),
+    ] {
+        for _ in 0..300 {
+            let mut b = bytes.clone();
+            for _ in 0..(1 + next() % 4) {
+                let bit = (next() % (b.len() as u64 * 8)) as usize;
+                b[bit / 8] ^= 1 << (bit % 8);
+            }
+            // Any Ok or Err is fine; a panic fails the test.
+            let _ = render_with(&b, &t, Accept::default());
+        }
+        let _ = what;
+    }
+}
+
+#[test]
+fn render_png_claiming_100000_squared_is_source_too_large_fast() {
+    let bytes = png_raw(100_000, 100_000, 8, 2, &[], &[0, 0, 0, 0]);
+    let start = Instant::now();
+    let got = render_with(&bytes, &tf(Some(100), None), Accept::default());
+    assert_eq!(
+        got.map(|r| r.width).unwrap_err(),
+        PipelineError::SourceTooLarge {
+            width: 100_000,
+            height: 100_000,
+            limit: LIMITS.max_source_pixels
+        }
+    );
+    assert!(
+        start.elapsed().as_millis() < 500,
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn render_output_over_limit_is_output_too_large() {
+    let mut t = tf(Some(6000), Some(6000));
+    t.fit = Fit::Pad;
+    let got = render_with(&tiny_jpeg(16, 16), &t, Accept::default()).map(|r| r.width);
+    assert_eq!(
+        got,
+        Err(PipelineError::OutputTooLarge {
+            width: 6000,
+            height: 6000,
+            limit: LIMITS.max_output_pixels
+        })
+    );
+}
+
+#[test]
+fn render_progressive_jpeg_over_decode_budget_is_source_too_large() {
+    let limits = Limits {
+        max_decode_bytes: 10_000_000,
+        ..LIMITS
+    };
+    let t = tf(Some(100), None);
+    let got = render(
+        &fixture!("progressive-2560x1600.jpg"),
+        &Request {
+            transform: &t,
+            accept: Accept::default(),
+            default_quality: 80,
+        },
+        &limits,
+    );
+    assert!(
+        matches!(
+            got,
+            Err(PipelineError::SourceTooLarge {
+                width: 2560,
+                height: 1600,
+                ..
+            })
+        ),
+        "{:?}",
+        got.map(|r| r.width)
+    );
+    // The baseline file at 1/8 needs only 320x200x3 bytes.
+    let got = render(
+        &fixture!("photo-2560x1600.jpg"),
+        &Request {
+            transform: &t,
+            accept: Accept::default(),
+            default_quality: 80,
+        },
+        &limits,
+    );
+    assert!(got.is_ok());
+}
+
+#[test]
+fn render_png_over_decode_budget_is_source_too_large() {
+    let limits = Limits {
+        max_decode_bytes: 1000,
+        ..LIMITS
+    };
+    let bytes = encode_with(&DynamicImage::ImageRgb8(gradient(64, 64)), ImageFormat::Png);
+    let t = tf(Some(10), None);
+    let got = render(
+        &bytes,
+        &Request {
+            transform: &t,
+            accept: Accept::default(),
+            default_quality: 80,
+        },
+        &limits,
+    );
+    assert!(
+        matches!(got, Err(PipelineError::SourceTooLarge { .. })),
+        "{:?}",
+        got.map(|r| r.width)
+    );
+}
+
+#[test]
+fn render_timings_are_filled() {
+    let r = ok(&fixture!("photo-2560x1600.jpg"), &tf(Some(300), None));
+    assert!(r.timings.decode > Duration::ZERO && r.timings.encode > Duration::ZERO);
+}
+
+#[test]
+fn render_tiny_and_extreme_shapes_follow_the_plan() {
+    let sources = [
+        tiny_jpeg(1, 1),
+        tiny_jpeg(7, 1),
+        tiny_jpeg(1, 9),
+        tiny_jpeg(33, 17),
+        alpha_png(2, 1),
+        encode_with(&DynamicImage::ImageRgb8(gradient(1, 40)), ImageFormat::Png),
+    ];
+    let boxes = [
+        (Some(1), Some(1)),
+        (Some(5000), Some(1)),
+        (Some(1), Some(3000)),
+        (Some(3), None),
+        (None, Some(2)),
+    ];
+    for bytes in &sources {
+        for (w, h) in boxes {
+            for fit in [Fit::Fit, Fit::Fill, Fit::Pad, Fit::Scale] {
+                for (gravity, enlarge) in [
+                    (Gravity::Center, false),
+                    (Gravity::SouthEast, true),
+                    (Gravity::North, false),
+                ] {
+                    let t = Transform {
+                        width: w,
+                        height: h,
+                        fit,
+                        gravity,
+                        enlarge,
+                        ..Transform::default()
+                    };
+                    let r = ok(bytes, &t);
+                    let p =
+                        probe::probe(bytes, sniff(bytes).expect("known"), &LIMITS).expect("probe");
+                    let plan = layout::plan(&t, p.width, p.height, LIMITS.max_output_pixels)
+                        .expect("plan");
+                    assert_eq!((r.width, r.height), plan.canvas, "{t:?}");
+                    decoded(&r);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn render_jpeg_cut_at_60_percent_reports_libjpeg_warning() {
+    let bytes = fixture!("photo-2560x1600.jpg");
+    let got = render_with(
+        &bytes[..bytes.len() * 6 / 10],
+        &tf(Some(300), None),
+        Accept::default(),
+    )
+    .map(|r| r.width);
+    assert!(
+        matches!(&got, Err(PipelineError::Corrupt(m)) if m.contains("Premature end")),
+        "{got:?}"
+    );
+}
