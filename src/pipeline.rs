@@ -75,6 +75,9 @@ pub enum PipelineError {
     /// Source dimensions over `max_source_pixels`. HTTP 413.
     #[error("source image {width}x{height} is larger than the limit of {limit} pixels")]
     SourceTooLarge { width: u32, height: u32, limit: u64 },
+    /// Decoding would need more memory than `max_decode_bytes`. HTTP 413.
+    #[error("decoding this {width}x{height} image needs more than the limit of {limit} bytes")]
+    DecodeTooLarge { width: u32, height: u32, limit: u64 },
     /// Output canvas over `max_output_pixels`. HTTP 413.
     #[error("output {width}x{height} is larger than the limit of {limit} pixels")]
     OutputTooLarge { width: u32, height: u32, limit: u64 },

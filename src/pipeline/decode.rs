@@ -34,10 +34,10 @@ pub(crate) fn decode(
         image::ImageReader::with_format(Cursor::new(bytes), image_format(probe.format));
     reader.limits(image_limits);
     let image = reader.decode().map_err(|e| match e {
-        ImageError::Limits(_) => PipelineError::SourceTooLarge {
+        ImageError::Limits(_) => PipelineError::DecodeTooLarge {
             width: probe.width,
             height: probe.height,
-            limit: limits.max_source_pixels,
+            limit: limits.max_decode_bytes,
         },
         ImageError::Unsupported(e) => PipelineError::Unsupported(format!("{}: {e}", probe.format)),
         e => PipelineError::Corrupt(format!("{}: {e}", probe.format)),

@@ -58,10 +58,10 @@ pub(crate) fn decode(
         Colorspace::CMYK | Colorspace::YCCK => 4,
         _ => 3,
     };
-    let too_large = || PipelineError::SourceTooLarge {
+    let too_large = || PipelineError::DecodeTooLarge {
         width: probe.width,
         height: probe.height,
-        limit: limits.max_source_pixels,
+        limit: limits.max_decode_bytes,
     };
     let out_len = (sw as u64)
         .saturating_mul(sh as u64)

@@ -57,6 +57,11 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
             (dim(h.width)?, dim(h.height)?, Some(info))
         }
         Format::Png | Format::Gif | Format::Webp => {
+            // A PNG's size sits at a fixed offset in IHDR: check it before the decoder reads
+            // further, so a bomb that is nothing but a header still answers "too large".
+            if let Some((w, h)) = png_ihdr_size(bytes).filter(|_| format == Format::Png) {
+                check_pixels(w, h, limits)?;
+            }
             let reader = image::ImageReader::with_format(
                 Cursor::new(bytes),
                 super::decode::image_format(format),
@@ -72,13 +77,7 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
             "{format} header: zero dimension {width}x{height}"
         )));
     }
-    if u64::from(width) * u64::from(height) > limits.max_source_pixels {
-        return Err(PipelineError::SourceTooLarge {
-            width,
-            height,
-            limit: limits.max_source_pixels,
-        });
-    }
+    check_pixels(width, height, limits)?;
     let orientation = match format {
         Format::Jpeg | Format::Png | Format::Webp => exif_orientation(bytes),
         Format::Gif => 1,
@@ -90,6 +89,27 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
         orientation,
         jpeg,
     })
+}
+
+fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), PipelineError> {
+    if u64::from(width) * u64::from(height) > limits.max_source_pixels {
+        return Err(PipelineError::SourceTooLarge {
+            width,
+            height,
+            limit: limits.max_source_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Width and height from a PNG's IHDR chunk (bytes 16..24 after the signature and chunk head).
+fn png_ihdr_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?);
+    let h = u32::from_be_bytes(bytes.get(20..24)?.try_into().ok()?);
+    Some((w, h))
 }
 
 fn dim(v: usize) -> Result<u32, PipelineError> {

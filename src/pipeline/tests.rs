@@ -651,7 +651,7 @@ fn render_output_over_limit_is_output_too_large() {
 }
 
 #[test]
-fn render_progressive_jpeg_over_decode_budget_is_source_too_large() {
+fn render_progressive_jpeg_over_decode_budget_is_decode_too_large() {
     let limits = Limits {
         max_decode_bytes: 10_000_000,
         ..LIMITS
@@ -669,7 +669,7 @@ fn render_progressive_jpeg_over_decode_budget_is_source_too_large() {
     assert!(
         matches!(
             got,
-            Err(PipelineError::SourceTooLarge {
+            Err(PipelineError::DecodeTooLarge {
                 width: 2560,
                 height: 1600,
                 ..
@@ -692,7 +692,7 @@ fn render_progressive_jpeg_over_decode_budget_is_source_too_large() {
 }
 
 #[test]
-fn render_png_over_decode_budget_is_source_too_large() {
+fn render_png_over_decode_budget_is_decode_too_large() {
     let limits = Limits {
         max_decode_bytes: 1000,
         ..LIMITS
@@ -709,7 +709,7 @@ fn render_png_over_decode_budget_is_source_too_large() {
         &limits,
     );
     assert!(
-        matches!(got, Err(PipelineError::SourceTooLarge { .. })),
+        matches!(got, Err(PipelineError::DecodeTooLarge { .. })),
         "{:?}",
         got.map(|r| r.width)
     );

@@ -49,9 +49,9 @@ impl AppError {
             },
             AppError::Pipeline(e) => match e {
                 PipelineError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                PipelineError::SourceTooLarge { .. } | PipelineError::OutputTooLarge { .. } => {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                }
+                PipelineError::SourceTooLarge { .. }
+                | PipelineError::DecodeTooLarge { .. }
+                | PipelineError::OutputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 PipelineError::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 PipelineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -81,6 +81,7 @@ impl AppError {
             AppError::Pipeline(e) => match e {
                 PipelineError::Unsupported(_) => "unsupported-format",
                 PipelineError::SourceTooLarge { .. } => "source-too-many-pixels",
+                PipelineError::DecodeTooLarge { .. } => "decode-too-large",
                 PipelineError::OutputTooLarge { .. } => "output-too-large",
                 PipelineError::Corrupt(_) => "corrupt-image",
                 PipelineError::Internal(_) => "internal-error",
