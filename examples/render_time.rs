@@ -1,0 +1,47 @@
+//! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
+use std::time::Instant;
+
+use imgcdn::options::Transform;
+use imgcdn::pipeline::{render, Accept, Limits, Request};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(file), Some(w)) = (args.get(1), args.get(2).and_then(|w| w.parse().ok())) else {
+        eprintln!("usage: render_time FILE WIDTH [N]");
+        std::process::exit(2);
+    };
+    let n: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20);
+    let bytes = std::fs::read(file).expect("read");
+    let t = Transform {
+        width: Some(w),
+        ..Transform::default()
+    };
+    let limits = Limits {
+        max_source_pixels: 50_000_000,
+        max_output_pixels: 1 << 26,
+        max_decode_bytes: 1 << 29,
+    };
+    let req = Request {
+        transform: &t,
+        accept: Accept::default(),
+        default_quality: 80,
+    };
+    let mut times = Vec::new();
+    let mut stages = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        let r = render(&bytes, &req, &limits).expect("render");
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        stages.push(r.timings);
+    }
+    times.sort_by(f64::total_cmp);
+    let mid = stages[n / 2];
+    println!(
+        "{file} w={w}: median {:.1} ms (min {:.1}); decode {:.1} resize {:.1} encode {:.1}",
+        times[n / 2],
+        times[0],
+        mid.decode.as_secs_f64() * 1e3,
+        mid.resize.as_secs_f64() * 1e3,
+        mid.encode.as_secs_f64() * 1e3
+    );
+}
