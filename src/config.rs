@@ -16,7 +16,10 @@ use figment::{Figment, Metadata, Profile, Provider};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::cache;
 use crate::pipeline::Limits;
+
+const MIB: u64 = 1024 * 1024;
 use crate::source::{self, Base};
 
 /// The file read when `--config` is not given, if it exists (relative to the working directory).
@@ -32,6 +35,8 @@ pub struct Config {
     pub source: SourceConfig,
     pub limits: LimitsConfig,
     pub output: OutputConfig,
+    pub cache: CacheConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +130,40 @@ impl Default for OutputConfig {
             cache_control: "public, max-age=31536000, immutable".into(),
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory tier size in MiB, shared by results and fetched originals.
+    pub memory_mb: u64,
+    /// Disk tier directory.
+    pub dir: String,
+    /// Disk tier cap in MiB; 0 turns the disk tier off.
+    pub disk_mb: u64,
+    /// Keep fetched originals (memory, and disk), so other sizes need no new origin fetch.
+    pub keep_sources: bool,
+    /// Entries older than this many seconds are fetched and made again.
+    pub ttl_s: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            memory_mb: 256,
+            dir: "./cache".into(),
+            disk_mb: 10240,
+            keep_sources: true,
+            ttl_s: 30 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token for `/admin/*` (purge); empty turns the admin endpoints off.
+    pub token: String,
 }
 
 /// Start-up failed because of the configuration; the message names the key.
@@ -227,6 +266,9 @@ pub struct Settings {
     pub queue: usize,
     pub default_quality: u8,
     pub cache_control: String,
+    pub cache: cache::Settings,
+    /// `None` when the admin endpoints are off.
+    pub admin_token: Option<String>,
 }
 
 impl TryFrom<Config> for Settings {
@@ -279,6 +321,15 @@ impl TryFrom<Config> for Settings {
                 return Err(invalid(key, "must be at least 1".into()));
             }
         }
+        if c.cache.ttl_s == 0 {
+            return Err(invalid("cache.ttl_s", "must be at least 1".into()));
+        }
+        if c.cache.disk_mb > 0 && c.cache.dir.is_empty() {
+            return Err(invalid(
+                "cache.dir",
+                "must not be empty while disk_mb > 0".into(),
+            ));
+        }
         let workers = match c.limits.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -308,6 +359,15 @@ impl TryFrom<Config> for Settings {
             queue: c.limits.queue,
             default_quality: c.output.default_quality,
             cache_control: c.output.cache_control,
+            cache: cache::Settings {
+                memory_bytes: c.cache.memory_mb.saturating_mul(MIB),
+                dir: (c.cache.disk_mb > 0).then(|| PathBuf::from(&c.cache.dir)),
+                disk_bytes: c.cache.disk_mb.saturating_mul(MIB),
+                keep_sources: c.cache.keep_sources,
+                ttl: Duration::from_secs(c.cache.ttl_s),
+                sweep_interval: Duration::from_secs(60),
+            },
+            admin_token: (!c.admin.token.is_empty()).then_some(c.admin.token),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and each
 //! gets its own [`AppState`]: nothing here is process-global.
 
+mod admin;
 mod error;
 mod image;
 mod reply;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 
 pub use self::error::AppError;
 use self::reply::Body;
+use crate::cache::{Cache, Flights, Key};
 use crate::config::Settings;
 use crate::pool::Pool;
 use crate::source::{Fetcher, SourceError};
@@ -36,16 +38,26 @@ pub struct AppState {
     pub settings: Settings,
     pub fetcher: Fetcher,
     pub pool: Pool,
+    pub cache: Cache,
+    /// Renditions being made, one flight per variant key.
+    variants: Flights<Key, Result<image::Made, AppError>>,
+    /// Originals being fetched, one flight per source key.
+    sources: Flights<Key, Result<image::Original, AppError>>,
 }
 
 impl AppState {
+    /// Build the state. Call inside a tokio runtime: the disk cache starts its sweeper.
     pub fn new(settings: Settings) -> Result<Self, SourceError> {
         let fetcher = Fetcher::new(settings.source.clone())?;
         let pool = Pool::new(settings.workers, settings.queue);
+        let cache = Cache::new(settings.cache.clone());
         Ok(AppState {
             settings,
             fetcher,
             pool,
+            cache,
+            variants: Flights::default(),
+            sources: Flights::default(),
         })
     }
 }
@@ -96,7 +108,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let target = req
@@ -104,7 +116,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Response<Body> {
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let result = dispatch(state, &req).await;
+    let result = dispatch(state, req).await;
     let response = match result {
         Ok(response) => response,
         Err(e) => {
@@ -129,7 +141,10 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Response<Body> {
     response
 }
 
-async fn dispatch(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, AppError> {
+async fn dispatch(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, AppError> {
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target_len > state.settings.max_url_bytes {
         return Err(AppError::UrlTooLong {
@@ -145,13 +160,16 @@ async fn dispatch(state: &AppState, req: &Request<Incoming>) -> Result<Response<
         require_get_or_head(req.method())?;
         return image::handle(state, rest, req.uri().query(), req.headers()).await;
     }
+    if path == "/admin/purge" {
+        return admin::purge(state, req).await;
+    }
     Err(AppError::NoRoute)
 }
 
 fn require_get_or_head(method: &Method) -> Result<(), AppError> {
     match *method {
         Method::GET | Method::HEAD => Ok(()),
-        _ => Err(AppError::Method),
+        _ => Err(AppError::Method { allow: "GET, HEAD" }),
     }
 }
 

@@ -147,7 +147,16 @@ impl Fetcher {
 
     /// Fetch the source bytes, enforcing the whole policy, under one deadline
     /// (`settings.timeout`) covering every redirect hop, headers and body.
-    pub async fn fetch(&self, source: &Source) -> Result<Bytes, SourceError> {
+    pub async fn fetch(&self, source: &Source) -> Result<Fetched, SourceError> {
         fetch::fetch(self, source).await
     }
+}
+
+/// Fetched source bytes and whether the origin lets us keep them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub bytes: Bytes,
+    /// False when the origin answered `Cache-Control: no-store` or `private`: the bytes may be
+    /// used for this response but neither they nor anything made from them may be stored.
+    pub storable: bool,
 }

@@ -12,12 +12,16 @@ use crate::pipeline::PipelineError;
 use crate::pool::PoolError;
 use crate::source::SourceError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
     #[error("no such route")]
     NoRoute,
-    #[error("method not allowed: only GET and HEAD")]
-    Method,
+    #[error("method not allowed: only {allow}")]
+    Method { allow: &'static str },
     #[error("URL longer than {limit} bytes")]
     UrlTooLong { limit: usize },
     #[error("missing source: expected /img/<options>/<source>")]
@@ -36,7 +40,9 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NoRoute => StatusCode::NOT_FOUND,
-            AppError::Method => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::UrlTooLong { .. } => StatusCode::URI_TOO_LONG,
             AppError::MissingSource | AppError::Options(_) => StatusCode::BAD_REQUEST,
             AppError::Source(e) => match e {
@@ -66,7 +72,9 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::NoRoute => "no-route",
-            AppError::Method => "method-not-allowed",
+            AppError::Unauthorized => "unauthorized",
+            AppError::BadRequest(_) => "bad-request",
+            AppError::Method { .. } => "method-not-allowed",
             AppError::UrlTooLong { .. } => "url-too-long",
             AppError::MissingSource => "missing-source",
             AppError::Options(_) => "bad-options",

@@ -2,12 +2,18 @@
 //!
 //! 1. split the path into the options segment and the source;
 //! 2. parse the options (400 on a bad token);
-//! 3. parse the source against the configured base (400/403);
-//! 4. fetch the source bytes through the policy-checked fetcher (403/404/413/502/504);
-//! 5. render on the bounded worker pool (503 when full; 413/415/422 from the pipeline);
-//! 6. build the response: ETag from the output bytes, 304 on `If-None-Match`, `Cache-Control`
-//!    from config, `Vary: Accept` only when the format was negotiated, `Server-Timing`.
+//! 3. parse the source against the configured base (400/403) and apply the source policy, so
+//!    a rendition of a source that config no longer allows is not served from cache either;
+//! 4. key = hash(source, canonical options, WebP-acceptance when `f_auto`); memory tier, then
+//!    disk tier;
+//! 5. on a miss, one flight per key: get the original (cached, or one coalesced fetch per
+//!    source: 403/404/413/502/504), render on the bounded pool (503; 413/415/422), store in
+//!    both tiers unless the origin said `no-store`/`private`;
+//! 6. build the response: stored ETag and 304 on `If-None-Match`, `Cache-Control` from config,
+//!    `Vary: Accept` only when the format was negotiated, `X-Cache`, `Age`, `Surrogate-Key`,
+//!    and `Server-Timing` for the work done.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,12 +23,17 @@ use http::{Response, StatusCode};
 use super::error::AppError;
 use super::reply::{self, Body};
 use super::AppState;
-use crate::options::{self, FormatChoice};
-use crate::pipeline::{self, Accept, Rendered};
-use crate::source;
+use crate::cache::{key, Entry, Key, Tier};
+use crate::options::{self, FormatChoice, Transform};
+use crate::pipeline::{self, Accept, Timings};
+use crate::pool::PoolError;
+use crate::source::{self, Source};
+
+/// Content type recorded for cached originals (they are re-sniffed on use, never served).
+const ORIGINAL: &str = "application/octet-stream";
 
 pub async fn handle(
-    state: &AppState,
+    state: &Arc<AppState>,
     rest: &str,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -33,56 +44,181 @@ pub async fn handle(
         return Err(AppError::MissingSource);
     }
 
-    // 2, 3. Some clients percent-encode the commas of the options segment.
+    // 2. Some clients percent-encode the commas of the options segment.
     let segment = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
     let transform = options::parse(&segment)?;
+
+    // 3.
     let source = source::parse(source, query, &state.settings.source.base)?;
+    state.fetcher.authorize(&source)?;
 
     // 4.
-    let started = Instant::now();
-    let bytes: Bytes = state.fetcher.fetch(&source).await?;
-    let fetch_time = started.elapsed();
+    let negotiated = transform.format == Some(FormatChoice::Auto);
+    let accepts_webp = reply::accepts(headers, "image/webp");
+    let source_key = key::source(&source);
+    let variant = key::variant(&source_key, &transform, accepts_webp);
+    if let Some((entry, tier)) = state.cache.get(&source_key, &variant).await {
+        return Ok(respond(
+            state,
+            headers,
+            &entry,
+            Status::Hit(tier),
+            negotiated,
+            &source_key,
+        ));
+    }
 
     // 5.
-    let negotiated = transform.format == Some(FormatChoice::Auto);
-    let accept = Accept {
-        webp: reply::accepts(headers, "image/webp"),
+    let job = Job {
+        state: state.clone(),
+        source,
+        source_key,
+        variant,
+        transform,
+        accepts_webp,
     };
-    let limits = state.settings.limits;
-    let default_quality = state.settings.default_quality;
-    let job_transform = transform.clone();
-    let rendered = state
-        .pool
-        .run(move || {
-            let request = pipeline::Request {
-                transform: &job_transform,
-                accept,
-                default_quality,
-            };
-            pipeline::render(&bytes, &request, &limits)
-        })
-        .await??;
+    let (made, _) = state.variants.run(variant, job.make()).await;
+    let made = made.ok_or(AppError::Pool(PoolError::Panicked))??;
 
     // 6.
-    Ok(respond(state, headers, rendered, negotiated, fetch_time))
+    Ok(respond(
+        state,
+        headers,
+        &made.entry,
+        Status::Miss(made.timings),
+        negotiated,
+        &source_key,
+    ))
+}
+
+/// A finished rendition, shared by every request that waited for it.
+#[derive(Clone)]
+pub struct Made {
+    entry: Arc<Entry>,
+    timings: Stages,
+}
+
+/// An original, from the cache or the origin.
+#[derive(Clone)]
+pub struct Original {
+    bytes: Bytes,
+    storable: bool,
+    fetch: Duration,
+}
+
+#[derive(Clone, Copy)]
+struct Stages {
+    fetch: Duration,
+    pipeline: Timings,
+}
+
+struct Job {
+    state: Arc<AppState>,
+    source: Source,
+    source_key: Key,
+    variant: Key,
+    transform: Transform,
+    accepts_webp: bool,
+}
+
+impl Job {
+    async fn make(self) -> Result<Made, AppError> {
+        let original = self.original().await?;
+        let limits = self.state.settings.limits;
+        let default_quality = self.state.settings.default_quality;
+        let accept = Accept {
+            webp: self.accepts_webp,
+        };
+        let transform = self.transform;
+        let bytes = original.bytes.clone();
+        let rendered = self
+            .state
+            .pool
+            .run(move || {
+                let request = pipeline::Request {
+                    transform: &transform,
+                    accept,
+                    default_quality,
+                };
+                pipeline::render(&bytes, &request, &limits)
+            })
+            .await??;
+        let body = Bytes::from(rendered.bytes);
+        let etag = reply::etag(&body);
+        let entry = Arc::new(Entry::new(
+            body,
+            rendered.format.mime(),
+            etag.to_str().unwrap_or(""),
+        ));
+        if original.storable {
+            self.state
+                .cache
+                .put(&self.source_key, &self.variant, entry.clone())
+                .await;
+        }
+        Ok(Made {
+            entry,
+            timings: Stages {
+                fetch: original.fetch,
+                pipeline: rendered.timings,
+            },
+        })
+    }
+
+    /// The source bytes: the cached original, or one fetch shared by every variant in flight.
+    async fn original(&self) -> Result<Original, AppError> {
+        let state = &self.state;
+        let keep = state.settings.cache.keep_sources;
+        let original_key = key::original(&self.source_key);
+        if keep {
+            if let Some((entry, _)) = state.cache.get(&self.source_key, &original_key).await {
+                return Ok(Original {
+                    bytes: entry.body.clone(),
+                    storable: true,
+                    fetch: Duration::ZERO,
+                });
+            }
+        }
+        let (st, source, source_key) = (state.clone(), self.source.clone(), self.source_key);
+        let fetch = async move {
+            let started = Instant::now();
+            let fetched = st.fetcher.fetch(&source).await?;
+            if keep && fetched.storable {
+                let entry = Arc::new(Entry::new(fetched.bytes.clone(), ORIGINAL, ""));
+                st.cache.put(&source_key, &original_key, entry).await;
+            }
+            Ok(Original {
+                bytes: fetched.bytes,
+                storable: fetched.storable,
+                fetch: started.elapsed(),
+            })
+        };
+        let (original, _) = state.sources.run(self.source_key, fetch).await;
+        original.ok_or(AppError::Pool(PoolError::Panicked))?
+    }
+}
+
+enum Status {
+    Hit(Tier),
+    Miss(Stages),
 }
 
 fn respond(
     state: &AppState,
     request: &HeaderMap,
-    rendered: Rendered,
+    entry: &Entry,
+    status: Status,
     negotiated: bool,
-    fetch_time: Duration,
+    source_key: &Key,
 ) -> Response<Body> {
-    let etag = reply::etag(&rendered.bytes);
+    let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"\""));
     let fresh = reply::not_modified(request, &etag);
-    let length = rendered.bytes.len();
     let mut response = if fresh {
         let mut r = Response::new(Body::default());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        Response::new(Body::from(rendered.bytes))
+        Response::new(Body::from(entry.body.clone()))
     };
     let h = response.headers_mut();
     h.insert(header::ETAG, etag);
@@ -92,12 +228,42 @@ fn respond(
     if negotiated {
         h.insert(header::VARY, HeaderValue::from_static("Accept"));
     }
+    // The source hash lets a CDN purge every variant of one source (Fastly, Cloudflare).
+    if let Ok(tag) = HeaderValue::from_str(&source_key.hex()) {
+        h.insert("surrogate-key", tag.clone());
+        h.insert("cache-tag", tag);
+    }
+    match status {
+        Status::Hit(tier) => {
+            h.insert(
+                "x-cache",
+                HeaderValue::from_static(match tier {
+                    Tier::Memory => "HIT memory",
+                    Tier::Disk => "HIT disk",
+                }),
+            );
+            h.insert(header::AGE, entry.age().into());
+        }
+        Status::Miss(stages) => {
+            h.insert("x-cache", HeaderValue::from_static("MISS"));
+            let t = stages.pipeline;
+            let timing = format!(
+                "fetch;dur={:.1}, decode;dur={:.1}, resize;dur={:.1}, encode;dur={:.1}",
+                ms(stages.fetch),
+                ms(t.decode),
+                ms(t.resize),
+                ms(t.encode)
+            );
+            if let Ok(v) = HeaderValue::from_str(&timing) {
+                h.insert("server-timing", v);
+            }
+        }
+    }
     if !fresh {
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(rendered.format.mime()),
-        );
-        h.insert(header::CONTENT_LENGTH, length.into());
+        if let Ok(v) = HeaderValue::from_str(&entry.content_type) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        h.insert(header::CONTENT_LENGTH, entry.body.len().into());
         h.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -107,17 +273,6 @@ fn respond(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; sandbox"),
         );
-    }
-    let t = rendered.timings;
-    let timing = format!(
-        "fetch;dur={:.1}, decode;dur={:.1}, resize;dur={:.1}, encode;dur={:.1}",
-        ms(fetch_time),
-        ms(t.decode),
-        ms(t.resize),
-        ms(t.encode)
-    );
-    if let Ok(v) = HeaderValue::from_str(&timing) {
-        h.insert("server-timing", v);
     }
     response
 }

@@ -76,10 +76,13 @@ pub fn error(e: &AppError) -> Response<Body> {
         StatusCode::SERVICE_UNAVAILABLE => {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        StatusCode::METHOD_NOT_ALLOWED => {
-            h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        StatusCode::UNAUTHORIZED => {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         _ => {}
+    }
+    if let AppError::Method { allow } = e {
+        h.insert(header::ALLOW, HeaderValue::from_static(allow));
     }
     response
 }

@@ -15,7 +15,7 @@ use url::Url;
 use super::local;
 use super::policy::{self, HostPattern};
 use super::resolve::{BlockedAddress, PolicyResolver};
-use super::{ip, Base, Fetcher, Settings, Source, SourceError};
+use super::{ip, Base, Fetched, Fetcher, Settings, Source, SourceError};
 
 /// Sent on every origin request; no client header is ever forwarded.
 const USER_AGENT: &str = concat!("imgcdn/", env!("CARGO_PKG_VERSION"));
@@ -73,15 +73,18 @@ pub(super) fn authorize(fetcher: &Fetcher, source: &Source) -> Result<(), Source
     }
 }
 
-pub(super) async fn fetch(fetcher: &Fetcher, source: &Source) -> Result<Bytes, SourceError> {
+pub(super) async fn fetch(fetcher: &Fetcher, source: &Source) -> Result<Fetched, SourceError> {
     authorize(fetcher, source)?;
     let settings = &fetcher.settings;
     let work = async {
         match (source, &settings.base) {
             (Source::Remote(url), _) => remote(fetcher, url).await,
-            (Source::Local(path), Base::Dir(dir)) => {
-                local::read(dir, path, settings.max_bytes).await
-            }
+            (Source::Local(path), Base::Dir(dir)) => local::read(dir, path, settings.max_bytes)
+                .await
+                .map(|bytes| Fetched {
+                    bytes,
+                    storable: true,
+                }),
             (Source::Local(_), Base::Url(_)) => Err(SourceError::Forbidden(
                 "no local folder configured".to_owned(),
             )),
@@ -93,7 +96,7 @@ pub(super) async fn fetch(fetcher: &Fetcher, source: &Source) -> Result<Bytes, S
 }
 
 /// The redirect loop. The caller has checked `first` and holds the deadline.
-async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Bytes, SourceError> {
+async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Fetched, SourceError> {
     let settings = &fetcher.settings;
     let mut url = first.clone();
     let mut redirects = 0u32;
@@ -111,7 +114,11 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Bytes, SourceError> {
             }
         }
         match response.status() {
-            StatusCode::OK => return body(response, settings.max_bytes).await,
+            StatusCode::OK => {
+                let storable = storable(response.headers());
+                let bytes = body(response, settings.max_bytes).await?;
+                return Ok(Fetched { bytes, storable });
+            }
             StatusCode::MOVED_PERMANENTLY
             | StatusCode::FOUND
             | StatusCode::SEE_OTHER
@@ -133,6 +140,19 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Bytes, SourceError> {
             }
         }
     }
+}
+
+/// False when the origin's `Cache-Control` says `no-store` or `private` (RFC 9111 §5.2.2.5,
+/// §5.2.2.7): we are a shared cache, so we must not keep such a response or anything derived
+/// from it.
+fn storable(headers: &HeaderMap) -> bool {
+    !headers
+        .get_all(reqwest::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.split('=').next().unwrap_or("").trim())
+        .any(|d| d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("private"))
 }
 
 /// Resolve a `Location` against the current URL (RFC 9110 §10.2.2 allows relative references).
@@ -202,4 +222,30 @@ fn send_error(err: reqwest::Error) -> SourceError {
 
 fn origin(why: &str) -> SourceError {
     SourceError::Origin(why.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(
+                reqwest::header::CACHE_CONTROL,
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn storable_honours_no_store_and_private() {
+        assert!(storable(&cc(&[])));
+        assert!(storable(&cc(&["public, max-age=60"])));
+        assert!(!storable(&cc(&["no-store"])));
+        assert!(!storable(&cc(&["max-age=0, No-Store"])));
+        assert!(!storable(&cc(&["public", "private=\"set-cookie\""])));
+        assert!(storable(&cc(&["no-cache"])));
+    }
 }

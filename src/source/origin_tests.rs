@@ -197,7 +197,7 @@ fn fetcher(settings: Settings) -> Fetcher {
 }
 
 async fn get(f: &Fetcher, url: Url) -> Result<Bytes, SourceError> {
-    f.fetch(&Source::Remote(url)).await
+    f.fetch(&Source::Remote(url)).await.map(|f| f.bytes)
 }
 
 fn forbidden(r: &Result<Bytes, SourceError>) -> bool {
@@ -434,7 +434,9 @@ async fn fetcher_local_source_through_fetch_read() {
     s.base = Base::Dir(dir.path().to_path_buf());
     let f = fetcher(s);
     let src = super::parse("cat.jpg", Some("v=1"), &f.settings().base).unwrap();
-    assert_eq!(f.fetch(&src).await, Ok(Bytes::from_static(IMAGE)));
+    let got = f.fetch(&src).await.unwrap();
+    assert_eq!(got.bytes, Bytes::from_static(IMAGE));
+    assert!(got.storable);
     let missing = super::parse("dog.jpg", None, &f.settings().base).unwrap();
     assert_eq!(f.fetch(&missing).await, Err(SourceError::NotFound));
 }

@@ -155,13 +155,30 @@ async fn answer(reply: Option<Reply>, query: &str) -> Response<Full<Bytes>> {
 /// A running imgcdn.
 pub struct Proxy {
     pub addr: SocketAddr,
+    pub state: Arc<AppState>,
     client: reqwest::Client,
     _stop: oneshot::Sender<()>,
+    /// The disk cache directory, deleted on drop unless the test chose its own.
+    _cache: Option<tempfile::TempDir>,
 }
 
 /// Start imgcdn with test defaults (sources from `tests/fixtures`, loopback origins allowed),
 /// adjusted by `adjust`.
 pub async fn proxy(adjust: impl FnOnce(&mut Config)) -> Proxy {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let dir = cache.path().to_string_lossy().into_owned();
+    let mut p = proxy_with(move |c| {
+        c.cache.dir = dir;
+        adjust(c);
+    })
+    .await;
+    p._cache = Some(cache);
+    p
+}
+
+/// [`proxy`] without a private cache directory: `adjust` must set `cache.dir` (or turn the disk
+/// tier off), e.g. to restart on the same directory.
+pub async fn proxy_with(adjust: impl FnOnce(&mut Config)) -> Proxy {
     let mut config = Config::default();
     config.source.base = fixtures_dir().to_string_lossy().into_owned();
     config.source.allow_networks = vec!["127.0.0.0/8".into()];
@@ -169,10 +186,11 @@ pub async fn proxy(adjust: impl FnOnce(&mut Config)) -> Proxy {
     adjust(&mut config);
     let settings = Settings::try_from(config).expect("valid test config");
     let state = Arc::new(AppState::new(settings).expect("state"));
+    let server_state = state.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let addr = listener.local_addr().expect("proxy addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::run(listener, state, async move {
+    tokio::spawn(server::run(listener, server_state, async move {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::builder()
@@ -181,8 +199,10 @@ pub async fn proxy(adjust: impl FnOnce(&mut Config)) -> Proxy {
         .expect("client");
     Proxy {
         addr,
+        state,
         client,
         _stop: stop,
+        _cache: None,
     }
 }
 

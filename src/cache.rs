@@ -1,0 +1,221 @@
+//! The result and source cache: a memory tier (moka, weighted by bytes), a disk tier (files laid
+//! out by source), and single flights so concurrent misses for one key do the work once.
+//!
+//! Both tiers hold [`Entry`] values under blake3 [`Key`]s: renditions under
+//! `key::variant(source, options, accept)`, fetched originals under `key::original(source)`.
+//! Results and originals share the memory budget (`cache.memory_mb`): an original is worth
+//! keeping exactly as long as it is being used to make variants. A disk failure is logged and
+//! treated as a miss; it never fails a request. This module knows nothing of HTTP.
+
+mod disk;
+mod entry;
+mod flight;
+pub mod key;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::disk::Sweep;
+use self::disk::{Disk, Read};
+pub use self::entry::{now_secs, Entry};
+pub use self::flight::{Flights, Role};
+pub use self::key::Key;
+
+/// Where a hit came from (for `X-Cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Memory,
+    Disk,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Memory => "memory",
+            Tier::Disk => "disk",
+        }
+    }
+}
+
+/// Cache settings (`[cache]` in config, validated).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub memory_bytes: u64,
+    /// `None` disables the disk tier.
+    pub dir: Option<PathBuf>,
+    pub disk_bytes: u64,
+    pub keep_sources: bool,
+    pub ttl: Duration,
+    /// How often the disk sweeper runs even when no write pushed the tier over its cap.
+    pub sweep_interval: Duration,
+}
+
+#[derive(Clone)]
+struct Stored {
+    source: Key,
+    entry: Arc<Entry>,
+}
+
+pub struct Cache {
+    memory: moka::future::Cache<Key, Stored>,
+    disk: Option<Arc<Disk>>,
+    settings: Settings,
+}
+
+impl Cache {
+    /// Build the tiers. Must be called inside a tokio runtime when the disk tier is on: the
+    /// first sweep starts in the background, so start-up never waits for a scan.
+    pub fn new(settings: Settings) -> Self {
+        let memory = moka::future::Cache::builder()
+            .max_capacity(settings.memory_bytes)
+            .weigher(|_: &Key, v: &Stored| v.entry.weight())
+            .time_to_live(settings.ttl)
+            .support_invalidation_closures()
+            .build();
+        let disk = settings
+            .dir
+            .clone()
+            .map(|dir| Arc::new(Disk::new(dir, settings.disk_bytes, settings.ttl)));
+        if let Some(disk) = &disk {
+            let disk = Arc::downgrade(disk);
+            let every = settings.sweep_interval;
+            tokio::spawn(async move {
+                loop {
+                    match disk.upgrade() {
+                        Some(d) => sweep(d).await,
+                        None => break,
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
+        Cache {
+            memory,
+            disk,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Look `key` up in memory, then on disk (a disk hit is copied into memory).
+    pub async fn get(&self, source: &Key, key: &Key) -> Option<(Arc<Entry>, Tier)> {
+        if let Some(stored) = self.memory.get(key).await {
+            if !stored.entry.expired(self.settings.ttl) {
+                return Some((stored.entry, Tier::Memory));
+            }
+            self.memory.invalidate(key).await;
+        }
+        let disk = self.disk.clone()?;
+        let (s, k) = (*source, *key);
+        let read = tokio::task::spawn_blocking(move || disk.read(&s, &k)).await;
+        match read {
+            Ok(Ok(Read::Hit(entry))) => {
+                let entry = Arc::new(entry);
+                self.memory
+                    .insert(
+                        *key,
+                        Stored {
+                            source: *source,
+                            entry: entry.clone(),
+                        },
+                    )
+                    .await;
+                Some((entry, Tier::Disk))
+            }
+            Ok(Ok(Read::Dropped)) => {
+                tracing::warn!(key = %key, "dropped a corrupt or expired disk cache entry");
+                None
+            }
+            Ok(Ok(Read::Miss)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "disk cache read failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Store in memory and on disk; the disk write has finished when this returns.
+    pub async fn put(&self, source: &Key, key: &Key, entry: Arc<Entry>) {
+        self.memory
+            .insert(
+                *key,
+                Stored {
+                    source: *source,
+                    entry: entry.clone(),
+                },
+            )
+            .await;
+        let Some(disk) = self.disk.clone() else {
+            return;
+        };
+        let (s, k) = (*source, *key);
+        let d = disk.clone();
+        let written = tokio::task::spawn_blocking(move || d.write(&s, &k, &entry)).await;
+        match written {
+            Ok(Ok(true)) => {
+                tokio::spawn(sweep(disk));
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "disk cache write failed"),
+            Err(_) => {}
+        }
+    }
+
+    /// Remove every entry of `source` (variants and original) from both tiers.
+    pub async fn purge(&self, source: &Key) {
+        let s = *source;
+        if let Err(e) = self.memory.invalidate_entries_if(move |_, v| v.source == s) {
+            tracing::warn!(error = %e, "memory purge failed");
+        }
+        if let Some(disk) = self.disk.clone() {
+            let purged = tokio::task::spawn_blocking(move || disk.purge(&s)).await;
+            if let Ok(Err(e)) = purged {
+                tracing::warn!(error = %e, "disk purge failed");
+            }
+        }
+    }
+
+    /// Bytes held on disk (approximate between sweeps); 0 without a disk tier.
+    pub fn disk_usage(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.usage())
+    }
+
+    /// Run a disk sweep now and wait for it (tests and tools).
+    pub async fn sweep_now(&self) -> Option<Sweep> {
+        let disk = self.disk.clone()?;
+        loop {
+            if disk.start_sweep() {
+                let d = disk.clone();
+                return tokio::task::spawn_blocking(move || d.sweep())
+                    .await
+                    .ok()?
+                    .ok();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// One background sweep, unless one is already running.
+async fn sweep(disk: Arc<Disk>) {
+    if !disk.start_sweep() {
+        return;
+    }
+    match tokio::task::spawn_blocking(move || disk.sweep()).await {
+        Ok(Ok(report)) if report.removed > 0 => {
+            tracing::info!(
+                bytes = report.bytes,
+                removed = report.removed,
+                "disk cache swept"
+            );
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "disk cache sweep failed"),
+        Err(_) => {}
+    }
+}
