@@ -81,11 +81,9 @@ impl Cache {
             let disk = Arc::downgrade(disk);
             let every = settings.sweep_interval;
             tokio::spawn(async move {
-                loop {
-                    match disk.upgrade() {
-                        Some(d) => sweep(d).await,
-                        None => break,
-                    }
+                // Ends when the cache (the last strong reference) is dropped.
+                while let Some(d) = disk.upgrade() {
+                    sweep(d).await;
                     tokio::time::sleep(every).await;
                 }
             });

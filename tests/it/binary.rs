@@ -19,6 +19,7 @@ impl Drop for Child {
 
 #[tokio::test]
 async fn binary_serves_samples_with_default_config() {
+    let cache = tempfile::tempdir().expect("cache dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -28,6 +29,7 @@ async fn binary_serves_samples_with_default_config() {
         Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .current_dir(ROOT)
+            .env("IMGCDN_CACHE__DIR", cache.path())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -2,6 +2,7 @@
 //! started by the test (in-process hyper) or files on disk. No network beyond loopback.
 
 mod binary;
+mod cache;
 mod errors;
 mod headers;
 mod images;

@@ -44,6 +44,12 @@ pub enum Reply {
     Sleep(Duration),
     /// 200 only when the query string equals the first value; else 404.
     WithQuery(String, Bytes),
+    /// 200 with this body and one extra response header.
+    WithHeader(&'static str, &'static str, Bytes),
+    /// Wait, then 200 with this body (so concurrent requests overlap).
+    SlowBody(Duration, Bytes),
+    /// Answer 500 (after a wait) while the counter is above zero, counting down; then 200.
+    FailFirst(Arc<AtomicUsize>, Duration, Bytes),
 }
 
 pub struct Origin {
@@ -140,6 +146,26 @@ async fn answer(reply: Option<Reply>, query: &str) -> Response<Full<Bytes>> {
             tokio::time::sleep(d).await;
             Bytes::new()
         }
+        Some(Reply::WithHeader(name, value, body)) => {
+            builder = builder.header(name, value);
+            body
+        }
+        Some(Reply::SlowBody(d, body)) => {
+            tokio::time::sleep(d).await;
+            body
+        }
+        Some(Reply::FailFirst(left, d, body)) => {
+            tokio::time::sleep(d).await;
+            let failing = left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                builder = builder.status(500);
+                Bytes::new()
+            } else {
+                body
+            }
+        }
         Some(Reply::WithQuery(want, body)) => {
             if query != want {
                 builder = builder.status(404);
@@ -207,6 +233,11 @@ pub async fn proxy_with(adjust: impl FnOnce(&mut Config)) -> Proxy {
 }
 
 impl Proxy {
+    /// A plain HTTP client for requests the helpers below don't cover.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -400,4 +431,21 @@ impl Proxy {
             .unwrap_or_default();
         (status, body)
     }
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }
