@@ -6,6 +6,7 @@
 //! values stop start-up with a message naming the key. [`Settings`] holds the parsed forms the
 //! rest of the program uses (CIDRs, durations, the source base). Nothing here does network I/O.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache;
 use crate::pipeline::Limits;
+use crate::presets::Presets;
 
 const MIB: u64 = 1024 * 1024;
 use crate::source::{self, Base};
@@ -37,6 +39,9 @@ pub struct Config {
     pub output: OutputConfig,
     pub cache: CacheConfig,
     pub admin: AdminConfig,
+    pub security: SecurityConfig,
+    /// Named option sets: `thumb = "w_150,h_150,c_fill"` makes `p_thumb` available.
+    pub presets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +69,10 @@ pub struct SourceConfig {
     pub base: String,
     /// Hosts an absolute source URL may name (`example.com`, `*.example.com`); empty = any.
     pub allow_hosts: Vec<String>,
+    /// Hosts refused even when `allow_hosts` admits them (same patterns).
+    pub deny_hosts: Vec<String>,
+    /// Allow plain `http://` origins (https always is).
+    pub allow_http: bool,
     /// CIDRs an origin may resolve to although they are private, loopback or link-local.
     pub allow_networks: Vec<String>,
     /// Largest source body in bytes.
@@ -79,6 +88,8 @@ impl Default for SourceConfig {
         SourceConfig {
             base: "./images".into(),
             allow_hosts: Vec::new(),
+            deny_hosts: Vec::new(),
+            allow_http: true,
             allow_networks: Vec::new(),
             max_bytes: 25 * 1024 * 1024,
             timeout_ms: 10_000,
@@ -164,6 +175,15 @@ impl Default for CacheConfig {
 pub struct AdminConfig {
     /// Bearer token for `/admin/*` (purge); empty turns the admin endpoints off.
     pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// HMAC keys; when non-empty every /img/ URL must be signed. The first signs, all verify.
+    pub signing_keys: Vec<String>,
+    /// Refuse every option that is not a preset (`p_<name>`).
+    pub only_presets: bool,
 }
 
 /// Start-up failed because of the configuration; the message names the key.
@@ -269,6 +289,9 @@ pub struct Settings {
     pub cache: cache::Settings,
     /// `None` when the admin endpoints are off.
     pub admin_token: Option<String>,
+    /// Empty = URLs need no signature.
+    pub signing_keys: Vec<String>,
+    pub presets: Presets,
 }
 
 impl TryFrom<Config> for Settings {
@@ -284,13 +307,18 @@ impl TryFrom<Config> for Settings {
             .map(|s| parse_network(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|r| invalid("source.allow_networks", r))?;
-        for host in &c.source.allow_hosts {
-            let bare = host.strip_prefix("*.").unwrap_or(host);
-            if bare.is_empty() || bare.contains(['/', ':', '*', ' ', '@']) {
-                return Err(invalid(
-                    "source.allow_hosts",
-                    format!("`{host}` is not a host name or `*.domain` pattern"),
-                ));
+        for (key, list) in [
+            ("source.allow_hosts", &c.source.allow_hosts),
+            ("source.deny_hosts", &c.source.deny_hosts),
+        ] {
+            for host in list {
+                let bare = host.strip_prefix("*.").unwrap_or(host);
+                if bare.is_empty() || bare.contains(['/', ':', '*', ' ', '@']) {
+                    return Err(invalid(
+                        key,
+                        format!("`{host}` is not a host name or `*.domain` pattern"),
+                    ));
+                }
             }
         }
         if c.source.timeout_ms == 0 {
@@ -330,6 +358,24 @@ impl TryFrom<Config> for Settings {
                 "must not be empty while disk_mb > 0".into(),
             ));
         }
+        if c.security.signing_keys.iter().any(|k| k.len() < 16) {
+            return Err(invalid(
+                "security.signing_keys",
+                "each key needs at least 16 characters".into(),
+            ));
+        }
+        let presets = Presets::new(c.presets.clone(), c.security.only_presets).map_err(
+            |(name, reason)| ConfigError::Invalid {
+                key: "presets",
+                reason: format!("`{name}`: {reason}"),
+            },
+        )?;
+        if c.security.only_presets && c.presets.is_empty() {
+            return Err(invalid(
+                "security.only_presets",
+                "is on but no [presets] are defined".into(),
+            ));
+        }
         let workers = match c.limits.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -339,6 +385,13 @@ impl TryFrom<Config> for Settings {
             max_url_bytes: c.server.max_url_bytes,
             source: source::Settings {
                 base,
+                deny_hosts: c
+                    .source
+                    .deny_hosts
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
+                allow_http: c.source.allow_http,
                 allow_hosts: c
                     .source
                     .allow_hosts
@@ -368,6 +421,8 @@ impl TryFrom<Config> for Settings {
                 sweep_interval: Duration::from_secs(60),
             },
             admin_token: (!c.admin.token.is_empty()).then_some(c.admin.token),
+            signing_keys: c.security.signing_keys,
+            presets,
         })
     }
 }

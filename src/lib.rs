@@ -10,5 +10,7 @@ pub mod layout;
 pub mod options;
 pub mod pipeline;
 pub mod pool;
+pub mod presets;
 pub mod server;
+pub mod signature;
 pub mod source;

@@ -30,6 +30,11 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (the default).
     Serve,
+    /// Print PATH (`/img/<options>/<source>`) signed with the first configured signing key.
+    Sign {
+        /// The path to sign, e.g. `/img/w_300/https://a.com/cat.jpg`.
+        path: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, Overrides { listen: cli.listen }),
+        Command::Sign { path } => sign(cli.config, &path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,6 +73,17 @@ fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         tracing::info!("imgcdn stopped");
         Ok(())
     })
+}
+
+fn sign(file: Option<PathBuf>, path: &str) -> anyhow::Result<()> {
+    let config = Config::load(file.as_deref(), &Overrides::default())?;
+    let settings = Settings::try_from(config)?;
+    let key = settings
+        .signing_keys
+        .first()
+        .context("no signing key configured: set security.signing_keys")?;
+    println!("{}", imgcdn::signature::sign_path(key, path));
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

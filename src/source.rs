@@ -53,6 +53,10 @@ pub struct Settings {
     pub base: Base,
     /// Empty = any public host; entries `example.com` or `*.example.com`.
     pub allow_hosts: Vec<String>,
+    /// Hosts refused even when `allow_hosts` admits them (same patterns).
+    pub deny_hosts: Vec<String>,
+    /// Plain `http://` origins are allowed (https always is).
+    pub allow_http: bool,
     /// Networks an origin may resolve to although they are private/loopback/etc.
     pub allow_networks: Vec<IpNet>,
     pub max_bytes: u64,
@@ -121,8 +125,8 @@ pub struct Fetcher {
     settings: std::sync::Arc<Settings>,
     /// The one origin client: no redirects, no proxy, filtering resolver, no decompression.
     client: reqwest::Client,
-    /// `settings.allow_hosts`, parsed once.
-    allow_hosts: std::sync::Arc<[policy::HostPattern]>,
+    /// The host lists and address policy, parsed once.
+    policy: std::sync::Arc<policy::Policy>,
 }
 
 impl Fetcher {

@@ -17,6 +17,8 @@ pub enum AppError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("{0}")]
+    Signature(&'static str),
+    #[error("{0}")]
     BadRequest(String),
     #[error("no such route")]
     NoRoute,
@@ -41,6 +43,7 @@ impl AppError {
         match self {
             AppError::NoRoute => StatusCode::NOT_FOUND,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Signature(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::UrlTooLong { .. } => StatusCode::URI_TOO_LONG,
@@ -73,6 +76,7 @@ impl AppError {
         match self {
             AppError::NoRoute => "no-route",
             AppError::Unauthorized => "unauthorized",
+            AppError::Signature(_) => "bad-signature",
             AppError::BadRequest(_) => "bad-request",
             AppError::Method { .. } => "method-not-allowed",
             AppError::UrlTooLong { .. } => "url-too-long",

@@ -1,6 +1,7 @@
 //! `GET|HEAD /img/<options>/<source>`, one linear handler:
 //!
-//! 1. split the path into the options segment and the source;
+//! 1. check the signature segment when signing keys are configured (403), then split the
+//!    path into the options segment and the source;
 //! 2. parse the options (400 on a bad token);
 //! 3. parse the source against the configured base (400/403) and apply the source policy, so
 //!    a rendition of a source that config no longer allows is not served from cache either;
@@ -24,9 +25,10 @@ use super::error::AppError;
 use super::reply::{self, Body};
 use super::AppState;
 use crate::cache::{key, Entry, Key, Tier};
-use crate::options::{self, FormatChoice, Transform};
+use crate::options::{FormatChoice, Transform};
 use crate::pipeline::{self, Accept, Timings};
 use crate::pool::PoolError;
+use crate::signature;
 use crate::source::{self, Source};
 
 /// Content type recorded for cached originals (they are re-sniffed on use, never served).
@@ -39,6 +41,7 @@ pub async fn handle(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, AppError> {
     // 1. `rest` is everything after `/img/`.
+    let rest = check_signature(&state.settings.signing_keys, rest, query)?;
     let (segment, source) = rest.split_once('/').ok_or(AppError::MissingSource)?;
     if source.is_empty() {
         return Err(AppError::MissingSource);
@@ -46,7 +49,7 @@ pub async fn handle(
 
     // 2. Some clients percent-encode the commas of the options segment.
     let segment = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-    let transform = options::parse(&segment)?;
+    let transform = state.settings.presets.parse(&segment)?;
 
     // 3.
     let source = source::parse(source, query, &state.settings.source.base)?;
@@ -89,6 +92,33 @@ pub async fn handle(
         negotiated,
         &source_key,
     ))
+}
+
+/// Verify and strip the `s_<SIG>` segment. The signed message is exactly the raw path after
+/// that segment plus `?query`, as received. Without keys a signature segment is ignored, so
+/// signed URLs keep working when signing is turned off.
+fn check_signature<'a>(
+    keys: &[String],
+    rest: &'a str,
+    query: Option<&str>,
+) -> Result<&'a str, AppError> {
+    let split = rest
+        .split_once('/')
+        .filter(|(first, _)| first.starts_with(signature::PREFIX));
+    if keys.is_empty() {
+        return Ok(split.map_or(rest, |(_, after)| after));
+    }
+    let (first, after) = split.ok_or(AppError::Signature("this URL must be signed"))?;
+    let sig = &first[signature::PREFIX.len()..];
+    let message = match query {
+        Some(q) => format!("/{after}?{q}"),
+        None => format!("/{after}"),
+    };
+    if signature::verify(keys, sig, &message) {
+        Ok(after)
+    } else {
+        Err(AppError::Signature("wrong signature"))
+    }
 }
 
 /// A finished rendition, shared by every request that waited for it.

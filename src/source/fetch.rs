@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use super::local;
-use super::policy::{self, HostPattern};
+use super::policy::{self, Policy};
 use super::resolve::{BlockedAddress, PolicyResolver};
 use super::{ip, Base, Fetched, Fetcher, Settings, Source, SourceError};
 
@@ -24,15 +24,9 @@ const ACCEPT_VALUE: &str = "image/*,*/*;q=0.8";
 const MAX_PREALLOC: u64 = 1 << 20;
 
 pub(super) fn new(settings: Settings) -> Result<Fetcher, SourceError> {
-    let allow_hosts = settings
-        .allow_hosts
-        .iter()
-        .map(|entry| {
-            HostPattern::parse(entry).ok_or_else(|| {
-                SourceError::BadSource(format!("allow_hosts entry {entry:?} is not a host pattern"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let policy = Policy::new(&settings).map_err(|entry| {
+        SourceError::BadSource(format!("host list entry {entry:?} is not a host pattern"))
+    })?;
 
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_VALUE));
@@ -55,15 +49,13 @@ pub(super) fn new(settings: Settings) -> Result<Fetcher, SourceError> {
     Ok(Fetcher {
         settings: Arc::new(settings),
         client,
-        allow_hosts: allow_hosts.into(),
+        policy: Arc::new(policy),
     })
 }
 
 pub(super) fn authorize(fetcher: &Fetcher, source: &Source) -> Result<(), SourceError> {
     match source {
-        Source::Remote(url) => {
-            policy::check_url(url, &fetcher.allow_hosts, &fetcher.settings.allow_networks)
-        }
+        Source::Remote(url) => policy::check_url(url, &fetcher.policy),
         Source::Local(path) => match &fetcher.settings.base {
             Base::Dir(_) => local::check_shape(path),
             Base::Url(_) => Err(SourceError::Forbidden(
@@ -129,7 +121,7 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Fetched, SourceError> 
                 }
                 redirects += 1;
                 url = next_hop(&url, response.headers().get(LOCATION))?;
-                policy::check_url(&url, &fetcher.allow_hosts, &settings.allow_networks)?;
+                policy::check_url(&url, &fetcher.policy)?;
             }
             StatusCode::NOT_FOUND | StatusCode::GONE => return Err(SourceError::NotFound),
             status => {

@@ -182,6 +182,8 @@ fn settings(allow_networks: &[&str]) -> Settings {
     Settings {
         base: Base::Dir(PathBuf::from("/nonexistent")),
         allow_hosts: Vec::new(),
+        deny_hosts: Vec::new(),
+        allow_http: true,
         allow_networks: allow_networks
             .iter()
             .map(|n| n.parse::<IpNet>().unwrap())

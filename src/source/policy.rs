@@ -61,14 +61,41 @@ fn trim_dot(host: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
 }
 
+/// The remote-source policy, parsed once from [`super::Settings`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Policy {
+    /// Empty = any host.
+    pub allow_hosts: Vec<HostPattern>,
+    /// Refused even when `allow_hosts` admits them.
+    pub deny_hosts: Vec<HostPattern>,
+    pub allow_networks: Vec<IpNet>,
+    /// Plain `http://` origins (first URL and redirect hops) are allowed.
+    pub allow_http: bool,
+}
+
+impl Policy {
+    /// Parse the host lists; `Err` names the first entry that is not a host pattern.
+    pub(crate) fn new(settings: &super::Settings) -> Result<Policy, String> {
+        let parse = |list: &[String]| {
+            list.iter()
+                .map(|e| HostPattern::parse(e).ok_or_else(|| e.clone()))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Policy {
+            allow_hosts: parse(&settings.allow_hosts)?,
+            deny_hosts: parse(&settings.deny_hosts)?,
+            allow_networks: settings.allow_networks.clone(),
+            allow_http: settings.allow_http,
+        })
+    }
+}
+
 /// Check one URL against the policy. Every refusal is `Forbidden` with a short generic text.
-pub(crate) fn check_url(
-    url: &Url,
-    allow_hosts: &[HostPattern],
-    allow_networks: &[IpNet],
-) -> Result<(), SourceError> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(forbidden("scheme not allowed"));
+pub(crate) fn check_url(url: &Url, policy: &Policy) -> Result<(), SourceError> {
+    match url.scheme() {
+        "https" => {}
+        "http" if policy.allow_http => {}
+        _ => return Err(forbidden("scheme not allowed")),
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(forbidden("credentials in URL"));
@@ -76,7 +103,10 @@ pub(crate) fn check_url(
     let Some(host) = url.host() else {
         return Err(forbidden("no host"));
     };
-    if !allow_hosts.is_empty() && !allow_hosts.iter().any(|p| p.matches(&host)) {
+    if policy.deny_hosts.iter().any(|p| p.matches(&host)) {
+        return Err(forbidden("host not allowed"));
+    }
+    if !policy.allow_hosts.is_empty() && !policy.allow_hosts.iter().any(|p| p.matches(&host)) {
         return Err(forbidden("host not allowed"));
     }
     let literal = match host {
@@ -85,7 +115,7 @@ pub(crate) fn check_url(
         Host::Domain(_) => None,
     };
     if let Some(ip) = literal {
-        if !ip::is_allowed(ip, allow_networks) {
+        if !ip::is_allowed(ip, &policy.allow_networks) {
             return Err(forbidden("address not allowed"));
         }
     }
@@ -166,6 +196,32 @@ mod tests {
         }
     }
 
+    fn policy(allow: &[HostPattern], nets: &[IpNet]) -> Policy {
+        Policy {
+            allow_hosts: allow.to_vec(),
+            deny_hosts: Vec::new(),
+            allow_networks: nets.to_vec(),
+            allow_http: true,
+        }
+    }
+
+    #[test]
+    fn policy_deny_hosts_and_allow_http() {
+        let mut p = policy(&[], &[]);
+        p.deny_hosts = vec![pattern("*.evil.test"), pattern("bad.test")];
+        for u in ["http://a.evil.test/", "https://bad.test/x"] {
+            assert_eq!(
+                check_url(&url(u), &p),
+                Err(SourceError::Forbidden("host not allowed".into())),
+                "{u}"
+            );
+        }
+        assert_eq!(check_url(&url("http://good.test/"), &p), Ok(()));
+        p.allow_http = false;
+        assert!(check_url(&url("http://good.test/"), &p).is_err());
+        assert_eq!(check_url(&url("https://good.test/"), &p), Ok(()));
+    }
+
     #[test]
     fn policy_bad_urls_forbidden() {
         let none: &[HostPattern] = &[];
@@ -185,24 +241,27 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    check_url(&url(u), none, &[]),
+                    check_url(&url(u), &policy(none, &[])),
                     Err(SourceError::Forbidden(_))
                 ),
                 "{u}"
             );
         }
         assert_eq!(
-            check_url(&url("https://example.com/x.jpg"), none, &[]),
+            check_url(&url("https://example.com/x.jpg"), &policy(none, &[])),
             Ok(())
         );
-        assert_eq!(check_url(&url("http://8.8.8.8/x.jpg"), none, &[]), Ok(()));
+        assert_eq!(
+            check_url(&url("http://8.8.8.8/x.jpg"), &policy(none, &[])),
+            Ok(())
+        );
     }
 
     #[test]
     fn policy_allow_hosts_applied_to_domains_and_literals() {
         let hosts = [pattern("*.example.com")];
         assert_eq!(
-            check_url(&url("http://img.example.com/"), &hosts, &[]),
+            check_url(&url("http://img.example.com/"), &policy(&hosts, &[])),
             Ok(())
         );
         for u in [
@@ -211,7 +270,7 @@ mod tests {
             "http://evil.test/",
         ] {
             assert_eq!(
-                check_url(&url(u), &hosts, &[]),
+                check_url(&url(u), &policy(&hosts, &[])),
                 Err(SourceError::Forbidden("host not allowed".into())),
                 "{u}"
             );
@@ -222,13 +281,13 @@ mod tests {
     fn policy_allow_networks_admit_literal() {
         let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
         assert_eq!(
-            check_url(&url("http://127.0.0.1:8080/"), &[], &nets),
+            check_url(&url("http://127.0.0.1:8080/"), &policy(&[], &nets)),
             Ok(())
         );
         assert_eq!(
-            check_url(&url("http://[::ffff:127.0.0.1]/"), &[], &nets),
+            check_url(&url("http://[::ffff:127.0.0.1]/"), &policy(&[], &nets)),
             Ok(())
         );
-        assert!(check_url(&url("http://10.0.0.1/"), &[], &nets).is_err());
+        assert!(check_url(&url("http://10.0.0.1/"), &policy(&[], &nets)).is_err());
     }
 }

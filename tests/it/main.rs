@@ -6,5 +6,6 @@ mod cache;
 mod errors;
 mod headers;
 mod images;
+mod security;
 mod sources;
 mod support;
