@@ -51,6 +51,12 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Longest accepted request target (path + query) in bytes; longer answers 414.
     pub max_url_bytes: usize,
+    /// Largest request head (request line + headers) in bytes, at least 8192; larger answers 431.
+    pub max_header_bytes: usize,
+    /// A client must send its whole request head within this many milliseconds.
+    pub header_timeout_ms: u64,
+    /// Most client connections open at once; more wait in the accept queue.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +64,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             max_url_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_timeout_ms: 10_000,
+            max_connections: 4096,
         }
     }
 }
@@ -280,6 +289,9 @@ impl Provider for EnvVar {
 pub struct Settings {
     pub listen: SocketAddr,
     pub max_url_bytes: usize,
+    pub max_header_bytes: usize,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
     pub source: source::Settings,
     pub limits: Limits,
     pub workers: usize,
@@ -321,6 +333,13 @@ impl TryFrom<Config> for Settings {
                 }
             }
         }
+        // hyper's HTTP/1 buffer cannot be smaller than 8 KiB.
+        if c.server.max_header_bytes < 8192 {
+            return Err(invalid(
+                "server.max_header_bytes",
+                "must be at least 8192".into(),
+            ));
+        }
         if c.source.timeout_ms == 0 {
             return Err(invalid("source.timeout_ms", "must be at least 1".into()));
         }
@@ -344,6 +363,8 @@ impl TryFrom<Config> for Settings {
             ("limits.max_output_pixels", c.limits.max_output_pixels),
             ("limits.max_decode_bytes", c.limits.max_decode_bytes),
             ("server.max_url_bytes", c.server.max_url_bytes as u64),
+            ("server.header_timeout_ms", c.server.header_timeout_ms),
+            ("server.max_connections", c.server.max_connections as u64),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1".into()));
@@ -383,6 +404,9 @@ impl TryFrom<Config> for Settings {
         Ok(Settings {
             listen: c.server.listen,
             max_url_bytes: c.server.max_url_bytes,
+            max_header_bytes: c.server.max_header_bytes,
+            header_timeout: Duration::from_millis(c.server.header_timeout_ms),
+            max_connections: c.server.max_connections,
             source: source::Settings {
                 base,
                 deny_hosts: c

@@ -30,8 +30,8 @@ use crate::config::Settings;
 use crate::pool::Pool;
 use crate::source::{Fetcher, SourceError};
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Concurrent HTTP/2 streams per connection.
+const H2_MAX_STREAMS: u32 = 64;
 
 /// Everything a request needs, built once from [`Settings`].
 pub struct AppState {
@@ -69,15 +69,32 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let s = &state.settings;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that trickles its request headers is cut off instead of holding a connection.
+    // Headers over the limit are answered 431 by hyper itself; a client that trickles its
+    // headers is cut off after the timeout instead of holding a connection.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(s.header_timeout)
+        .max_buf_size(s.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX));
+    // At most `max_connections` at once; more wait in the kernel's accept queue.
+    let connections = Arc::new(tokio::sync::Semaphore::new(s.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -96,12 +113,13 @@ pub async fn run(
             let state = state.clone();
             async move { Ok::<_, Infallible>(route(&state, req).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     graceful.shutdown().await;

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on an ephemeral loopback port against a real origin
 //! started by the test (in-process hyper) or files on disk. No network beyond loopback.
 
+mod abuse;
 mod binary;
 mod cache;
 mod errors;

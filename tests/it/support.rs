@@ -449,3 +449,57 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// How a raw TCP origin misbehaves after reading a request head.
+#[derive(Clone)]
+pub enum Raw {
+    /// Close the connection without answering.
+    Reset,
+    /// Announce `Content-Length: announce`, send `body`, close.
+    Lying { announce: usize, body: Bytes },
+    /// Announce `len` bytes, then send one byte every `every`.
+    Trickle { len: usize, every: Duration },
+}
+
+/// A TCP origin that speaks just enough HTTP to misbehave; answers every connection the same.
+pub async fn raw_origin(behaviour: Raw) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind raw origin");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let behaviour = behaviour.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                match behaviour {
+                    Raw::Reset => drop(stream),
+                    Raw::Lying { announce, body } => {
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {announce}\r\nConnection: close\r\n\r\n");
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        let _ = stream.write_all(&body).await;
+                    }
+                    Raw::Trickle { len, every } => {
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        for _ in 0..len {
+                            tokio::time::sleep(every).await;
+                            if stream.write_all(b"x").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
