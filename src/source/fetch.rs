@@ -24,6 +24,15 @@ const ACCEPT_VALUE: &str = "image/*,*/*;q=0.8";
 const MAX_PREALLOC: u64 = 1 << 20;
 
 pub(super) fn new(settings: Settings) -> Result<Fetcher, SourceError> {
+    let resolver = PolicyResolver::new(&settings.allow_networks);
+    with_resolver(settings, resolver)
+}
+
+/// [`new`] with a given resolver (tests script DNS answers through it).
+pub(super) fn with_resolver(
+    settings: Settings,
+    resolver: PolicyResolver,
+) -> Result<Fetcher, SourceError> {
     let policy = Policy::new(&settings).map_err(|entry| {
         SourceError::BadSource(format!("host list entry {entry:?} is not a host pattern"))
     })?;
@@ -38,7 +47,7 @@ pub(super) fn new(settings: Settings) -> Result<Fetcher, SourceError> {
         .redirect(reqwest::redirect::Policy::none())
         // A proxy would resolve names itself and bypass the filtering resolver.
         .no_proxy()
-        .dns_resolver(PolicyResolver::new(&settings.allow_networks))
+        .dns_resolver(resolver)
         .user_agent(USER_AGENT)
         .default_headers(headers)
         .referer(false)

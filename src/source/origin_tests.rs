@@ -343,6 +343,25 @@ async fn remote_request_headers_fixed_nothing_forwarded() {
     }
 }
 
+/// DNS rebinding end to end: the name passes the pre-check (`authorize` does no DNS), the only
+/// resolution is the one the connector makes, and it is filtered: loopback is refused and the
+/// origin never sees a request.
+#[tokio::test]
+async fn remote_name_resolving_to_loopback_at_connect_is_forbidden() {
+    let o = Origin::start("127.0.0.1").await;
+    let lookup: super::resolve::Lookup = Arc::new(|_host: String| {
+        Box::pin(async { Ok(vec!["127.0.0.1:0".parse::<SocketAddr>().unwrap()]) })
+    });
+    let s = settings(&[]);
+    let resolver = super::resolve::PolicyResolver::with_lookup(&s.allow_networks, lookup);
+    let f = super::fetch::with_resolver(s, resolver).unwrap();
+    let url = Url::parse(&format!("http://rebind.test:{}/img", o.addr.port())).unwrap();
+    assert_eq!(f.authorize(&Source::Remote(url.clone())), Ok(()));
+    let got = get(&f, url).await;
+    assert!(forbidden(&got), "{got:?}");
+    assert_eq!(o.hits(), 0);
+}
+
 #[tokio::test]
 async fn remote_loopback_without_allow_networks_forbidden() {
     let o = Origin::start("127.0.0.1").await;

@@ -26,16 +26,35 @@ pub(crate) struct BlockedAddress;
 #[error("name did not resolve")]
 pub(crate) struct Unresolved;
 
+/// Name → addresses; the system resolver in production, a scripted one in tests.
+pub(crate) type Lookup = Arc<
+    dyn Fn(String) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>
+        + Send
+        + Sync,
+>;
+
 /// A resolver that keeps only addresses `ip::is_allowed` admits.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct PolicyResolver {
     allow_networks: Arc<[IpNet]>,
+    lookup: Lookup,
 }
 
 impl PolicyResolver {
     pub(crate) fn new(allow_networks: &[IpNet]) -> Self {
+        let lookup: Lookup = Arc::new(|host: String| {
+            Box::pin(async move {
+                // Port 0: reqwest puts the URL's (or the scheme's default) port on every address.
+                Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.collect())
+            })
+        });
+        Self::with_lookup(allow_networks, lookup)
+    }
+
+    pub(crate) fn with_lookup(allow_networks: &[IpNet], lookup: Lookup) -> Self {
         PolicyResolver {
             allow_networks: allow_networks.into(),
+            lookup,
         }
     }
 }
@@ -43,13 +62,9 @@ impl PolicyResolver {
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = Arc::clone(&self.allow_networks);
-        let host = name.as_str().to_owned();
+        let lookup = (self.lookup)(name.as_str().to_owned());
         Box::pin(async move {
-            // Port 0: reqwest puts the URL's (or the scheme's default) port on every address.
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|_| Box::new(Unresolved) as BoxError)?
-                .collect();
+            let found = lookup.await.map_err(|_| Box::new(Unresolved) as BoxError)?;
             let kept = filter(found, &allow)?;
             Ok(Box::new(kept.into_iter()) as Addrs)
         })
@@ -105,6 +120,39 @@ mod tests {
         let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
         let kept = filter(vec![addr("127.0.0.1:0"), addr("[::1]:0")], &nets);
         assert_eq!(kept.ok(), Some(vec![addr("127.0.0.1:0")]));
+    }
+
+    /// DNS rebinding: a name that answers a public address once and loopback the next time.
+    /// Every connection resolves through this filter, so the second answer is refused; there is
+    /// no earlier "check" resolution whose answer could go stale.
+    #[tokio::test]
+    async fn resolver_rebinding_name_is_refused_when_it_turns_private() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = calls.clone();
+        let lookup: Lookup = Arc::new(move |_host: String| {
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                Ok(vec![if n == 0 {
+                    addr("93.184.216.34:0")
+                } else {
+                    addr("127.0.0.1:0")
+                }])
+            })
+        });
+        let r = PolicyResolver::with_lookup(&[], lookup);
+        let name = || {
+            "rebind.test"
+                .parse::<Name>()
+                .unwrap_or_else(|_| panic!("name"))
+        };
+        let first: Vec<SocketAddr> = r
+            .resolve(name())
+            .await
+            .map(|a| a.collect())
+            .unwrap_or_default();
+        assert_eq!(first, vec![addr("93.184.216.34:0")]);
+        let second = r.resolve(name()).await.err();
+        assert!(second.is_some_and(|e| e.downcast_ref::<BlockedAddress>().is_some()));
     }
 
     #[tokio::test]
