@@ -20,6 +20,7 @@ fn main() {
         max_source_pixels: 50_000_000,
         max_output_pixels: 1 << 26,
         max_decode_bytes: 1 << 29,
+        max_frames: 1000,
     };
     let req = Request {
         transform: &t,

@@ -116,6 +116,8 @@ pub struct LimitsConfig {
     pub max_output_pixels: u64,
     /// Largest buffer one decode may allocate, in bytes.
     pub max_decode_bytes: u64,
+    /// Most animation frames a GIF/WebP source may have (counted before decoding); more → 413.
+    pub max_frames: u32,
     /// Image worker threads (decode/resize/encode); 0 = number of cores.
     pub workers: usize,
     /// Requests that may wait for a worker; beyond that the answer is 503.
@@ -128,6 +130,7 @@ impl Default for LimitsConfig {
             max_source_pixels: 50_000_000,
             max_output_pixels: 8192 * 8192,
             max_decode_bytes: 512 * 1024 * 1024,
+            max_frames: 1000,
             workers: 0,
             queue: 64,
         }
@@ -362,6 +365,7 @@ impl TryFrom<Config> for Settings {
             ("limits.max_source_pixels", c.limits.max_source_pixels),
             ("limits.max_output_pixels", c.limits.max_output_pixels),
             ("limits.max_decode_bytes", c.limits.max_decode_bytes),
+            ("limits.max_frames", u64::from(c.limits.max_frames)),
             ("server.max_url_bytes", c.server.max_url_bytes as u64),
             ("server.header_timeout_ms", c.server.header_timeout_ms),
             ("server.max_connections", c.server.max_connections as u64),
@@ -431,6 +435,7 @@ impl TryFrom<Config> for Settings {
                 max_source_pixels: c.limits.max_source_pixels,
                 max_output_pixels: c.limits.max_output_pixels,
                 max_decode_bytes: c.limits.max_decode_bytes,
+                max_frames: c.limits.max_frames,
             },
             workers,
             queue: c.limits.queue,

@@ -9,6 +9,7 @@
 
 mod decode;
 mod encode;
+mod frames;
 mod jpeg;
 mod orient;
 mod probe;
@@ -32,6 +33,8 @@ pub struct Limits {
     pub max_output_pixels: u64,
     /// Largest single allocation a decoder may make, in bytes.
     pub max_decode_bytes: u64,
+    /// Most animation frames a GIF/WebP source may have (counted before decoding).
+    pub max_frames: u32,
 }
 
 /// What the client's `Accept` header allows, for `f_auto`.
@@ -78,6 +81,9 @@ pub enum PipelineError {
     /// Decoding would need more memory than `max_decode_bytes`. HTTP 413.
     #[error("decoding this {width}x{height} image needs more than the limit of {limit} bytes")]
     DecodeTooLarge { width: u32, height: u32, limit: u64 },
+    /// More animation frames than `max_frames`. HTTP 413.
+    #[error("source has more than the limit of {limit} animation frames")]
+    TooManyFrames { limit: u32 },
     /// Output canvas over `max_output_pixels`. HTTP 413.
     #[error("output {width}x{height} is larger than the limit of {limit} pixels")]
     OutputTooLarge { width: u32, height: u32, limit: u64 },

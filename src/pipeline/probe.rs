@@ -78,6 +78,11 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
         )));
     }
     check_pixels(width, height, limits)?;
+    if super::frames::count(bytes, format, limits.max_frames) > limits.max_frames {
+        return Err(PipelineError::TooManyFrames {
+            limit: limits.max_frames,
+        });
+    }
     let orientation = match format {
         Format::Jpeg | Format::Png | Format::Webp => exif_orientation(bytes),
         Format::Gif => 1,

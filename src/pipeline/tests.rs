@@ -26,6 +26,7 @@ const LIMITS: Limits = Limits {
     max_source_pixels: 50_000_000,
     max_output_pixels: 25_000_000,
     max_decode_bytes: 1 << 30,
+    max_frames: 1000,
 };
 
 fn tf(w: Option<u32>, h: Option<u32>) -> Transform {

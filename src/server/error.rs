@@ -60,6 +60,7 @@ impl AppError {
                 PipelineError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 PipelineError::SourceTooLarge { .. }
                 | PipelineError::DecodeTooLarge { .. }
+                | PipelineError::TooManyFrames { .. }
                 | PipelineError::OutputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 PipelineError::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 PipelineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -94,6 +95,7 @@ impl AppError {
                 PipelineError::Unsupported(_) => "unsupported-format",
                 PipelineError::SourceTooLarge { .. } => "source-too-many-pixels",
                 PipelineError::DecodeTooLarge { .. } => "decode-too-large",
+                PipelineError::TooManyFrames { .. } => "too-many-frames",
                 PipelineError::OutputTooLarge { .. } => "output-too-large",
                 PipelineError::Corrupt(_) => "corrupt-image",
                 PipelineError::Internal(_) => "internal-error",
