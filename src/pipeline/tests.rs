@@ -782,3 +782,55 @@ fn render_jpeg_cut_at_60_percent_reports_libjpeg_warning() {
         "{got:?}"
     );
 }
+
+// Property pass over the pipeline entry point (the fuzz target's invariant, run in CI): any
+// bytes, and any small mutation of a real image in every format, give a result or an error,
+// never a panic, and a result always has the planned size.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seeds() -> Vec<Vec<u8>> {
+        vec![
+            tiny_jpeg(24, 16),
+            encode_with(&DynamicImage::ImageRgb8(gradient(24, 16)), ImageFormat::Png),
+            encode_with(
+                &DynamicImage::ImageRgba8(RgbaImage::from_pixel(12, 12, image::Rgba([1, 2, 3, 4]))),
+                ImageFormat::Gif,
+            ),
+            encode_with(
+                &DynamicImage::ImageRgb8(gradient(24, 16)),
+                ImageFormat::WebP,
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn render_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = render(&bytes, &Request { transform: &tf(Some(8), None), accept: Accept::default(), default_quality: 80 }, &LIMITS);
+        }
+
+        #[test]
+        fn render_mutated_images_never_panic(
+            which in 0usize..4,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+            w in 1u32..40,
+        ) {
+            let mut bytes = seeds().swap_remove(which);
+            for (at, v) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = v;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1).max(1));
+            let t = tf(Some(w), None);
+            if let Ok(r) = render(&bytes, &Request { transform: &t, accept: Accept::default(), default_quality: 80 }, &LIMITS) {
+                prop_assert!(r.width >= 1 && r.height >= 1);
+                prop_assert!(r.width <= w, "width {} over the box {}", r.width, w);
+            }
+        }
+    }
+}
