@@ -71,3 +71,16 @@ async fn head_has_get_headers_and_no_body() {
         assert_eq!(head.header(h), get.header(h), "{h}");
     }
 }
+
+#[tokio::test]
+async fn http2_cleartext_is_served() {
+    let p = proxy(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let r = client.get(p.url(PATH)).send().await.expect("h2 request");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+}
