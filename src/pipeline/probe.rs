@@ -61,6 +61,7 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
             // further, so a bomb that is nothing but a header still answers "too large".
             if let Some((w, h)) = png_ihdr_size(bytes).filter(|_| format == Format::Png) {
                 check_pixels(w, h, limits)?;
+                check_png_palette(bytes)?;
             }
             let reader = image::ImageReader::with_format(
                 Cursor::new(bytes),
@@ -115,6 +116,32 @@ fn png_ihdr_size(bytes: &[u8]) -> Option<(u32, u32)> {
     let w = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?);
     let h = u32::from_be_bytes(bytes.get(20..24)?.try_into().ok()?);
     Some((w, h))
+}
+
+/// Refuse a malformed `PLTE`/`tRNS` pair before the decoder sees it: png 0.18.1 panics on a
+/// palette whose length is not a multiple of 3 (found by the `pipeline` fuzz target).
+fn check_png_palette(bytes: &[u8]) -> Result<(), PipelineError> {
+    let bad = |why: &str| Err(PipelineError::Corrupt(format!("png: {why}")));
+    let mut at = 8;
+    let mut palette_entries: Option<usize> = None;
+    while let (Some(len), Some(kind)) = (bytes.get(at..at + 4), bytes.get(at + 4..at + 8)) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        match kind {
+            b"PLTE" => {
+                if len == 0 || !len.is_multiple_of(3) || len > 256 * 3 {
+                    return bad("palette length is not 1 to 256 RGB entries");
+                }
+                palette_entries = Some(len / 3);
+            }
+            b"tRNS" if palette_entries.is_some_and(|n| len > n) => {
+                return bad("more transparency entries than palette entries");
+            }
+            b"IDAT" | b"IEND" => break,
+            _ => {}
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    Ok(())
 }
 
 fn dim(v: usize) -> Result<u32, PipelineError> {

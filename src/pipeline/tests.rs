@@ -834,3 +834,24 @@ mod properties {
         }
     }
 }
+
+/// Found by the `pipeline` fuzz target: a palette PNG whose PLTE is 14 bytes long (not a
+/// multiple of 3). With valid CRCs (as in this file) png 0.18.1 panics on it in a normal build.
+#[test]
+fn regression_fuzz_palette_png_is_corrupt() {
+    let bytes = fixture!("regressions/fuzz-pipeline-palette-png.png");
+    let got = render(
+        &bytes,
+        &Request {
+            transform: &tf(Some(8), None),
+            accept: Accept::default(),
+            default_quality: 80,
+        },
+        &LIMITS,
+    );
+    assert!(
+        matches!(got, Err(PipelineError::Corrupt(_))),
+        "{:?}",
+        got.map(|r| r.width)
+    );
+}
