@@ -70,6 +70,9 @@ impl Origin {
             .expect("fixtures dir")
             .flatten()
         {
+            if !entry.path().is_file() {
+                continue;
+            }
             let name = entry.file_name().to_string_lossy().into_owned();
             let body = Bytes::from(std::fs::read(entry.path()).expect("fixture"));
             table.insert(
