@@ -1,0 +1,59 @@
+//! `pipeline::render` on arbitrary bytes with a handful of fixed transforms (picked by the first
+//! byte) under tight limits. It must never panic; every error is fine. When it succeeds, the
+//! output size is checked against the reported dimensions' limit.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use imgcdn::options::{self, Transform};
+use imgcdn::pipeline::{self, Accept, Limits, Request};
+use libfuzzer_sys::fuzz_target;
+
+const LIMITS: Limits = Limits {
+    max_source_pixels: 4_000_000,
+    max_output_pixels: 1_000_000,
+    max_decode_bytes: 64 << 20,
+    max_frames: 1000,
+};
+
+/// Option segments, parsed once; the first input byte picks one (and the `Accept`).
+const SEGMENTS: &[&str] = &[
+    "w_64",
+    "w_32,h_32,c_fill",
+    "w_50,h_20,c_pad,g_ne,bg_102030",
+    "f_webp",
+    "f_png",
+    "_",
+    "w_40,h_40,c_scale,f_jpeg,q_30",
+    "h_16,up_1,f_auto",
+];
+
+fn transforms() -> &'static [Transform] {
+    static T: OnceLock<Vec<Transform>> = OnceLock::new();
+    T.get_or_init(|| SEGMENTS.iter().map(|s| options::parse(s).unwrap()).collect())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    let ts = transforms();
+    let transform = &ts[usize::from(selector) % ts.len()];
+    let req = Request {
+        transform,
+        accept: Accept {
+            webp: selector & 0x80 != 0,
+        },
+        default_quality: 80,
+    };
+    if let Ok(out) = pipeline::render(bytes, &req, &LIMITS) {
+        assert!(out.width >= 1 && out.height >= 1, "empty output {}x{}", out.width, out.height);
+        assert!(
+            u64::from(out.width) * u64::from(out.height) <= LIMITS.max_output_pixels,
+            "output {}x{} over the limit",
+            out.width,
+            out.height
+        );
+        assert!(!out.bytes.is_empty(), "empty encoded output");
+    }
+});
