@@ -327,8 +327,7 @@ impl TryFrom<Config> for Settings {
             ("source.deny_hosts", &c.source.deny_hosts),
         ] {
             for host in list {
-                let bare = host.strip_prefix("*.").unwrap_or(host);
-                if bare.is_empty() || bare.contains(['/', ':', '*', ' ', '@']) {
+                if !source::is_host_pattern(host) {
                     return Err(invalid(
                         key,
                         format!("`{host}` is not a host name or `*.domain` pattern"),
@@ -413,19 +412,10 @@ impl TryFrom<Config> for Settings {
             max_connections: c.server.max_connections,
             source: source::Settings {
                 base,
-                deny_hosts: c
-                    .source
-                    .deny_hosts
-                    .iter()
-                    .map(|h| h.to_ascii_lowercase())
-                    .collect(),
+                // Patterns are normalised (case, IDNA, trailing dot) when the fetcher parses them.
+                deny_hosts: c.source.deny_hosts,
                 allow_http: c.source.allow_http,
-                allow_hosts: c
-                    .source
-                    .allow_hosts
-                    .iter()
-                    .map(|h| h.to_ascii_lowercase())
-                    .collect(),
+                allow_hosts: c.source.allow_hosts,
                 allow_networks,
                 max_bytes: c.source.max_bytes,
                 timeout: Duration::from_millis(c.source.timeout_ms),

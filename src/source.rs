@@ -119,6 +119,12 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// True when `entry` is a valid `allow_hosts`/`deny_hosts` entry (`example.com` or
+/// `*.example.com`); config validation uses the same parser the fetcher does.
+pub fn is_host_pattern(entry: &str) -> bool {
+    policy::HostPattern::parse(entry).is_some()
+}
+
 /// Reads sources; cheap to clone (shares one connection pool).
 #[derive(Clone)]
 pub struct Fetcher {
