@@ -1,4 +1,5 @@
 //! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
+//! `PROGRESSIVE_DC=0` turns the DC-only progressive path off, for A/B runs.
 use std::time::Instant;
 
 use imgcdn::options::Transform;
@@ -26,6 +27,10 @@ fn main() {
         transform: &t,
         accept: Accept::default(),
         default_quality: 80,
+        codecs: imgcdn::pipeline::Codecs {
+            progressive_dc: std::env::var("PROGRESSIVE_DC").map_or(true, |v| v != "0"),
+            ..imgcdn::pipeline::Codecs::default()
+        },
     };
     let mut times = Vec::new();
     let mut stages = Vec::new();

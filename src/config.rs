@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache;
 use crate::pipeline::Limits;
+use crate::pipeline::{Codecs, JpegDecoder};
 use crate::presets::Presets;
 
 const MIB: u64 = 1024 * 1024;
@@ -37,6 +38,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub limits: LimitsConfig,
     pub output: OutputConfig,
+    pub pipeline: PipelineConfig,
     pub cache: CacheConfig,
     pub admin: AdminConfig,
     pub security: SecurityConfig,
@@ -151,6 +153,25 @@ impl Default for OutputConfig {
         OutputConfig {
             default_quality: 80,
             cache_control: "public, max-age=31536000, immutable".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// `turbo` (libjpeg-turbo, C) or `rust` (zune-jpeg, memory-safe, slower).
+    pub jpeg_decoder: JpegDecoder,
+    /// Thumbnails of progressive JPEGs from their DC scans only (pure Rust, exact).
+    pub progressive_dc: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        let c = Codecs::default();
+        PipelineConfig {
+            jpeg_decoder: c.jpeg_decoder,
+            progressive_dc: c.progressive_dc,
         }
     }
 }
@@ -300,6 +321,7 @@ pub struct Settings {
     pub workers: usize,
     pub queue: usize,
     pub default_quality: u8,
+    pub codecs: Codecs,
     pub cache_control: String,
     pub cache: cache::Settings,
     /// `None` when the admin endpoints are off.
@@ -430,6 +452,10 @@ impl TryFrom<Config> for Settings {
             workers,
             queue: c.limits.queue,
             default_quality: c.output.default_quality,
+            codecs: Codecs {
+                jpeg_decoder: c.pipeline.jpeg_decoder,
+                progressive_dc: c.pipeline.progressive_dc,
+            },
             cache_control: c.output.cache_control,
             cache: cache::Settings {
                 memory_bytes: c.cache.memory_mb.saturating_mul(MIB),

@@ -11,6 +11,7 @@ mod decode;
 mod encode;
 mod frames;
 mod jpeg;
+mod jpeg_dc;
 mod orient;
 mod probe;
 mod resize;
@@ -50,6 +51,36 @@ pub struct Request<'a> {
     pub accept: Accept,
     /// Quality used when the transform has no `q_`.
     pub default_quality: u8,
+    pub codecs: Codecs,
+}
+
+/// Which decoding paths to use (set from `[pipeline]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codecs {
+    pub jpeg_decoder: JpegDecoder,
+    /// Decode only the DC scans of a progressive JPEG when shrinking it by 8 or more.
+    pub progressive_dc: bool,
+}
+
+impl Default for Codecs {
+    fn default() -> Self {
+        Codecs {
+            jpeg_decoder: JpegDecoder::Turbo,
+            progressive_dc: true,
+        }
+    }
+}
+
+/// The JPEG decoder for everything the DC-only path does not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JpegDecoder {
+    /// libjpeg-turbo (C, SIMD), with DCT-domain shrink-on-load: the fast default.
+    #[default]
+    Turbo,
+    /// zune-jpeg through `image` (memory-safe Rust, full-size decode): slower, no C in the
+    /// pixel path.
+    Rust,
 }
 
 /// Time spent in each stage, for `Server-Timing`.
@@ -131,7 +162,16 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
     let pixels = match format {
         Format::Jpeg => {
             let shrink = jpeg::choose_shrink(crop.width, crop.height, target.0, target.1);
-            jpeg::decode(bytes, &probe, shrink, limits)?
+            // A progressive file shrunk by 8 needs only its DC scans.
+            let progressive = probe.jpeg.is_some_and(|j| j.progressive);
+            let dc = (shrink == 8 && progressive && req.codecs.progressive_dc)
+                .then(|| jpeg_dc::decode(bytes))
+                .flatten();
+            match (dc, req.codecs.jpeg_decoder) {
+                (Some(pixels), _) => pixels,
+                (None, JpegDecoder::Turbo) => jpeg::decode(bytes, &probe, shrink, limits)?,
+                (None, JpegDecoder::Rust) => decode::decode(bytes, &probe, limits)?,
+            }
         }
         Format::Png | Format::Gif | Format::Webp => decode::decode(bytes, &probe, limits)?,
     };

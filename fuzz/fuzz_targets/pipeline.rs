@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
             webp: selector & 0x80 != 0,
         },
         default_quality: 80,
+        codecs: imgcdn::pipeline::Codecs::default(),
     };
     if let Ok(out) = pipeline::render(bytes, &req, &LIMITS) {
         assert!(out.width >= 1 && out.height >= 1, "empty output {}x{}", out.width, out.height);

@@ -12,6 +12,14 @@ use super::*;
 use crate::options::{Fit, FormatChoice, Gravity, Rgb as Colour};
 
 macro_rules! fixture {
+    ($name:ident) => {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            $name
+        ))
+        .expect("fixture present")
+    };
     ($name:literal) => {
         std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -49,6 +57,7 @@ fn render_with(bytes: &[u8], t: &Transform, accept: Accept) -> Result<Rendered, 
             transform: t,
             accept,
             default_quality: 80,
+            codecs: Codecs::default(),
         },
         &LIMITS,
     )
@@ -658,12 +667,17 @@ fn render_progressive_jpeg_over_decode_budget_is_decode_too_large() {
         ..LIMITS
     };
     let t = tf(Some(100), None);
+    let full_path = Codecs {
+        progressive_dc: false,
+        ..Codecs::default()
+    };
     let got = render(
         &fixture!("progressive-2560x1600.jpg"),
         &Request {
             transform: &t,
             accept: Accept::default(),
             default_quality: 80,
+            codecs: full_path,
         },
         &limits,
     );
@@ -679,17 +693,75 @@ fn render_progressive_jpeg_over_decode_budget_is_decode_too_large() {
         "{:?}",
         got.map(|r| r.width)
     );
-    // The baseline file at 1/8 needs only 320x200x3 bytes.
-    let got = render(
-        &fixture!("photo-2560x1600.jpg"),
-        &Request {
+    // The DC-only path needs two bytes per 8x8 block, and the baseline file at 1/8 only
+    // 320x200x3 bytes.
+    for name in ["progressive-2560x1600.jpg", "photo-2560x1600.jpg"] {
+        let got = render(
+            &fixture!(name),
+            &Request {
+                transform: &t,
+                accept: Accept::default(),
+                default_quality: 80,
+                codecs: Codecs::default(),
+            },
+            &limits,
+        );
+        assert!(got.is_ok(), "{name}");
+    }
+}
+
+#[test]
+fn render_progressive_thumbnail_from_dc_scans_matches_full_decode() {
+    let bytes = fixture!("progressive-2560x1600.jpg");
+    let t = with_format(tf(Some(300), None), Format::Png);
+    let run = |progressive_dc| {
+        let req = Request {
             transform: &t,
             accept: Accept::default(),
             default_quality: 80,
-        },
-        &limits,
-    );
-    assert!(got.is_ok());
+            codecs: Codecs {
+                progressive_dc,
+                ..Codecs::default()
+            },
+        };
+        decoded(&render(&bytes, &req, &LIMITS).expect("render")).to_rgb8()
+    };
+    let (dc, full) = (run(true), run(false));
+    assert_eq!(dc.dimensions(), full.dimensions());
+    let mse = (dc.as_raw().iter().zip(full.as_raw()))
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum::<f64>()
+        / dc.as_raw().len() as f64;
+    let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10();
+    // 4:2:0 chroma is estimated (see jpeg_dc): about 39 dB here, invisible at this size.
+    assert!(db > 37.0, "DC-only thumbnail vs full decode: {db:.1} dB");
+}
+
+#[test]
+fn render_with_rust_jpeg_decoder_matches_turbo() {
+    let t = with_format(tf(Some(300), None), Format::Png);
+    for name in [
+        "photo-2560x1600.jpg",
+        "cmyk-2560x1600.jpg",
+        "exif-orient6.jpg",
+    ] {
+        let bytes = fixture!(name);
+        let run = |jpeg_decoder| {
+            let req = Request {
+                transform: &t,
+                accept: Accept::default(),
+                default_quality: 80,
+                codecs: Codecs {
+                    jpeg_decoder,
+                    ..Codecs::default()
+                },
+            };
+            decoded(&render(&bytes, &req, &LIMITS).expect("render"))
+        };
+        let (rust, turbo) = (run(JpegDecoder::Rust), run(JpegDecoder::Turbo));
+        assert_eq!(rust.dimensions(), turbo.dimensions(), "{name}");
+        assert_close(mean_rgb(&rust), mean_rgb(&turbo), 2.0);
+    }
 }
 
 #[test]
@@ -706,6 +778,7 @@ fn render_png_over_decode_budget_is_decode_too_large() {
             transform: &t,
             accept: Accept::default(),
             default_quality: 80,
+            codecs: Codecs::default(),
         },
         &limits,
     );
@@ -810,7 +883,7 @@ mod properties {
 
         #[test]
         fn render_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = render(&bytes, &Request { transform: &tf(Some(8), None), accept: Accept::default(), default_quality: 80 }, &LIMITS);
+            let _ = render(&bytes, &Request { transform: &tf(Some(8), None), accept: Accept::default(), default_quality: 80, codecs: Codecs::default() }, &LIMITS);
         }
 
         #[test]
@@ -827,7 +900,7 @@ mod properties {
             }
             bytes.truncate(cut.index(bytes.len() + 1).max(1));
             let t = tf(Some(w), None);
-            if let Ok(r) = render(&bytes, &Request { transform: &t, accept: Accept::default(), default_quality: 80 }, &LIMITS) {
+            if let Ok(r) = render(&bytes, &Request { transform: &t, accept: Accept::default(), default_quality: 80, codecs: Codecs::default() }, &LIMITS) {
                 prop_assert!(r.width >= 1 && r.height >= 1);
                 prop_assert!(r.width <= w, "width {} over the box {}", r.width, w);
             }
@@ -846,6 +919,7 @@ fn regression_fuzz_palette_png_is_corrupt() {
             transform: &tf(Some(8), None),
             accept: Accept::default(),
             default_quality: 80,
+            codecs: Codecs::default(),
         },
         &LIMITS,
     );

@@ -156,6 +156,7 @@ impl Job {
         let original = self.original().await?;
         let limits = self.state.settings.limits;
         let default_quality = self.state.settings.default_quality;
+        let codecs = self.state.settings.codecs;
         let accept = Accept {
             webp: self.accepts_webp,
         };
@@ -169,6 +170,7 @@ impl Job {
                     transform: &transform,
                     accept,
                     default_quality,
+                    codecs,
                 };
                 pipeline::render(&bytes, &request, &limits)
             })
