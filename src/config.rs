@@ -122,8 +122,11 @@ pub struct LimitsConfig {
     pub max_frames: u32,
     /// Image worker threads (decode/resize/encode); 0 = number of cores.
     pub workers: usize,
-    /// Requests that may wait for a worker; beyond that the answer is 503.
+    /// Requests that may wait for a worker or for memory; beyond that the answer is 503.
     pub queue: usize,
+    /// Memory the image jobs running at once may hold together, in MiB, as estimated from
+    /// each source's header; a job larger than the budget runs alone.
+    pub memory_budget_mb: u64,
 }
 
 impl Default for LimitsConfig {
@@ -135,6 +138,7 @@ impl Default for LimitsConfig {
             max_frames: 1000,
             workers: 0,
             queue: 64,
+            memory_budget_mb: 256,
         }
     }
 }
@@ -320,6 +324,7 @@ pub struct Settings {
     pub limits: Limits,
     pub workers: usize,
     pub queue: usize,
+    pub memory_budget: u64,
     pub default_quality: u8,
     pub codecs: Codecs,
     pub cache_control: String,
@@ -451,6 +456,7 @@ impl TryFrom<Config> for Settings {
             },
             workers,
             queue: c.limits.queue,
+            memory_budget: c.limits.memory_budget_mb.saturating_mul(MIB),
             default_quality: c.output.default_quality,
             codecs: Codecs {
                 jpeg_decoder: c.pipeline.jpeg_decoder,

@@ -131,6 +131,98 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     sniff::sniff(bytes)
 }
 
+/// The header facts and the plan every later stage works from.
+struct Prepared {
+    format: Format,
+    probe: probe::Probe,
+    plan: layout::Plan,
+    /// Crop rectangle and resize target in stored (not oriented) pixels.
+    crop: Rect,
+    target: (u32, u32),
+    /// JPEG DCT shrink factor (1 for other formats).
+    shrink: u32,
+    /// The progressive DC-only path will be tried.
+    dc_only: bool,
+}
+
+/// Steps 1-3: sniff, read the header, plan in displayed (oriented) geometry. Header-only work.
+fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared, PipelineError> {
+    let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
+    let probe = probe::probe(bytes, format, limits)?;
+    let (ow, oh) = probe.oriented_size();
+    let plan =
+        layout::plan(req.transform, ow, oh, limits.max_output_pixels).map_err(|e| match e {
+            LayoutError::OutputTooLarge {
+                width,
+                height,
+                limit,
+            } => PipelineError::OutputTooLarge {
+                width,
+                height,
+                limit,
+            },
+        })?;
+    let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
+    let crop = orient::stored_rect(plan.crop, probe.orientation, sw, sh);
+    let target = orient::stored_size(plan.resize, probe.orientation);
+    let shrink = match format {
+        Format::Jpeg => jpeg::choose_shrink(crop.width, crop.height, target.0, target.1),
+        _ => 1,
+    };
+    // A progressive file shrunk by 8 needs only its DC scans.
+    let progressive = probe.jpeg.is_some_and(|j| j.progressive);
+    let dc_only = shrink == 8 && progressive && req.codecs.progressive_dc;
+    Ok(Prepared {
+        format,
+        probe,
+        plan,
+        crop,
+        target,
+        shrink,
+        dc_only,
+    })
+}
+
+/// About how many bytes [`render`] will hold at its peak for this job, from the header alone
+/// (cheap enough for the async side). The pool admits jobs against a memory budget with it.
+/// Inputs that will fail early (bad header, over a limit) cost little and estimate 0.
+pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
+    let Ok(p) = prepare(bytes, req, limits) else {
+        return 0;
+    };
+    let (w, h) = (u64::from(p.probe.width), u64::from(p.probe.height));
+    let px = |w: u64, h: u64| w.saturating_mul(h);
+    let components = p.probe.jpeg.map_or(4, |j| match j.colorspace {
+        turbojpeg::Colorspace::Gray => 1,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => 4,
+        _ => 3,
+    });
+    let decode = match p.format {
+        // Two bytes a block a component, and the 1/8 RGB image.
+        Format::Jpeg if p.dc_only => {
+            px(w.div_ceil(8), h.div_ceil(8)).saturating_mul(3 + 2 * components)
+        }
+        Format::Jpeg if req.codecs.jpeg_decoder == JpegDecoder::Rust => px(w, h).saturating_mul(6),
+        Format::Jpeg => {
+            let k = u64::from(p.shrink);
+            let out = px(w.div_ceil(k), h.div_ceil(k)).saturating_mul(4);
+            // libjpeg keeps every coefficient of a progressive file, 2 bytes each.
+            let coefficients = if p.probe.jpeg.is_some_and(|j| j.progressive) {
+                px(w, h).saturating_mul(2 * components)
+            } else {
+                0
+            };
+            out.saturating_add(coefficients)
+        }
+        // The decoder's buffer, and a conversion to 8-bit RGBA beside it.
+        Format::Png | Format::Gif | Format::Webp => px(w, h).saturating_mul(8),
+    };
+    // Resized image, canvas, encoder output: RGBA each.
+    let (cw, ch) = p.plan.canvas;
+    let out = px(u64::from(cw), u64::from(ch)).saturating_mul(12);
+    decode.saturating_add(out)
+}
+
 /// Transform `bytes` as `req` says.
 ///
 /// Limits are checked in this order, each before the allocation it guards: source pixels (from
@@ -140,33 +232,21 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
     let start = Instant::now();
 
     // 1-3. Sniff, read the header, plan in displayed (oriented) geometry.
-    let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
-    let probe = probe::probe(bytes, format, limits)?;
-    let (ow, oh) = probe.oriented_size();
-    let plan = layout::plan(t, ow, oh, limits.max_output_pixels).map_err(|e| match e {
-        LayoutError::OutputTooLarge {
-            width,
-            height,
-            limit,
-        } => PipelineError::OutputTooLarge {
-            width,
-            height,
-            limit,
-        },
-    })?;
+    let Prepared {
+        format,
+        probe,
+        plan,
+        crop,
+        target,
+        shrink,
+        dc_only,
+    } = prepare(bytes, req, limits)?;
+    let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
 
     // 4. Decode in stored orientation; JPEG shrinks in the DCT as far as the crop allows.
-    let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
-    let crop = orient::stored_rect(plan.crop, probe.orientation, sw, sh);
-    let target = orient::stored_size(plan.resize, probe.orientation);
     let pixels = match format {
         Format::Jpeg => {
-            let shrink = jpeg::choose_shrink(crop.width, crop.height, target.0, target.1);
-            // A progressive file shrunk by 8 needs only its DC scans.
-            let progressive = probe.jpeg.is_some_and(|j| j.progressive);
-            let dc = (shrink == 8 && progressive && req.codecs.progressive_dc)
-                .then(|| jpeg_dc::decode(bytes))
-                .flatten();
+            let dc = dc_only.then(|| jpeg_dc::decode(bytes)).flatten();
             match (dc, req.codecs.jpeg_decoder) {
                 (Some(pixels), _) => pixels,
                 (None, JpegDecoder::Turbo) => jpeg::decode(bytes, &probe, shrink, limits)?,

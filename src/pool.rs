@@ -1,7 +1,12 @@
-//! The bounded worker pool for CPU-heavy image work.
+//! The bounded worker pool for CPU-heavy image work, with memory-aware admission.
 //!
-//! At most `workers` jobs run at once, each on a blocking thread (never on the async reactor);
-//! at most `queue` more wait for a slot. A job that finds the queue full is refused at once with
+//! At most `workers` jobs run at once, each on a blocking thread (never on the async reactor),
+//! and the jobs running together never claim more than the memory budget: each job says how
+//! many bytes it will need at its peak (the pipeline estimates it from the header) and holds
+//! that many MiB of the budget while it runs. A job larger than the whole budget claims all of
+//! it and runs alone. At most `queue` more jobs wait for a worker or for memory, first come
+//! first served (a small job does not overtake a big one waiting for memory, so big jobs are
+//! never starved). A job that finds the queue full is refused at once with
 //! [`PoolError::Overloaded`] (the server answers 503), so load beyond capacity costs nothing.
 //! A job keeps its slot until it finishes, even if the request that asked for it has gone.
 
@@ -21,10 +26,15 @@ pub enum PoolError {
 #[derive(Debug)]
 pub struct Pool {
     slots: Arc<Semaphore>,
+    /// One permit per MiB of the memory budget.
+    memory: Arc<Semaphore>,
+    memory_mib: u32,
     waiting: AtomicUsize,
     queue: usize,
     workers: usize,
 }
+
+const MIB: u64 = 1 << 20;
 
 /// Decrements the waiting count when a queued job stops waiting, however it stops.
 struct Waiting<'a>(&'a AtomicUsize);
@@ -36,14 +46,33 @@ impl Drop for Waiting<'_> {
 }
 
 impl Pool {
-    pub fn new(workers: usize, queue: usize) -> Self {
+    /// A pool of `workers` threads whose jobs together hold at most `memory_bytes` (rounded
+    /// up to whole MiB; at least 1 MiB).
+    pub fn new(workers: usize, queue: usize, memory_bytes: u64) -> Self {
         let workers = workers.max(1);
+        let memory_mib = u32::try_from(memory_bytes.div_ceil(MIB))
+            .unwrap_or(u32::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
         Pool {
             slots: Arc::new(Semaphore::new(workers)),
+            memory: Arc::new(Semaphore::new(memory_mib as usize)),
+            memory_mib,
             waiting: AtomicUsize::new(0),
             queue,
             workers,
         }
+    }
+
+    /// Budget MiB a job of `bytes` claims: rounded up, at least 1, at most the whole budget.
+    fn claim(&self, bytes: u64) -> u32 {
+        u32::try_from(bytes.div_ceil(MIB))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.memory_mib)
+    }
+
+    /// MiB of the memory budget not held by running jobs.
+    pub fn memory_free_mib(&self) -> usize {
+        self.memory.available_permits()
     }
 
     pub fn workers(&self) -> usize {
@@ -55,30 +84,35 @@ impl Pool {
         self.waiting.load(Ordering::SeqCst)
     }
 
-    /// Run `job` on a worker, waiting in the queue if all are busy.
-    pub async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
+    /// Run `job`, which needs about `bytes` of memory at its peak, on a worker, waiting in
+    /// the queue while all workers are busy or the budget cannot hold it.
+    pub async fn run<T, F>(&self, bytes: u64, job: F) -> Result<T, PoolError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let slot = match self.slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
+        let claim = self.claim(bytes);
+        let fast = (self.memory.clone().try_acquire_many_owned(claim).ok())
+            .and_then(|memory| Some((memory, self.slots.clone().try_acquire_owned().ok()?)));
+        let (memory, slot) = match fast {
+            Some(held) => held,
+            None => {
                 if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
                     return Err(PoolError::Overloaded);
                 }
                 let _waiting = Waiting(&self.waiting);
-                // The semaphore is never closed, so this only fails if that invariant breaks.
-                self.slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| PoolError::Overloaded)?
+                // Memory first, then a worker: a worker is never held idle waiting for memory.
+                // The semaphores are never closed, so these only fail if that invariant breaks.
+                let memory = (self.memory.clone().acquire_many_owned(claim).await)
+                    .map_err(|_| PoolError::Overloaded)?;
+                let slot = (self.slots.clone().acquire_owned().await)
+                    .map_err(|_| PoolError::Overloaded)?;
+                (memory, slot)
             }
         };
         tokio::task::spawn_blocking(move || {
-            let _slot = slot;
+            let _held = (slot, memory);
             job()
         })
         .await
@@ -94,51 +128,53 @@ mod tests {
 
     #[tokio::test]
     async fn pool_full_queue_refuses_at_once() {
-        let pool = Arc::new(Pool::new(1, 1));
+        let pool = Arc::new(Pool::new(1, 1, 64 * MIB));
         let (release, gate) = mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
         let g = gate.clone();
         let p = pool.clone();
         let running = tokio::spawn(async move {
-            p.run(move || g.lock().map(|rx| rx.recv().is_ok()).unwrap_or(false))
-                .await
+            p.run(0, move || {
+                g.lock().map(|rx| rx.recv().is_ok()).unwrap_or(false)
+            })
+            .await
         });
         // Wait until the first job holds the only worker.
         while pool.slots.available_permits() > 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let p = pool.clone();
-        let queued = tokio::spawn(async move { p.run(|| 2).await });
+        let queued = tokio::spawn(async move { p.run(0, || 2).await });
         while pool.waiting() == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert_eq!(pool.run(|| 3).await, Err(PoolError::Overloaded));
+        assert_eq!(pool.run(0, || 3).await, Err(PoolError::Overloaded));
         release.send(()).unwrap();
         assert_eq!(running.await.unwrap(), Ok(true));
         assert_eq!(queued.await.unwrap(), Ok(2));
         assert_eq!(pool.waiting(), 0);
-        assert_eq!(pool.run(|| 4).await, Ok(4));
+        assert_eq!(pool.run(0, || 4).await, Ok(4));
     }
 
     #[tokio::test]
     async fn pool_panicking_job_is_an_error_and_frees_the_worker() {
-        let pool = Pool::new(1, 0);
-        let r: Result<(), _> = pool.run(|| panic!("boom")).await;
+        let pool = Pool::new(1, 0, 64 * MIB);
+        let r: Result<(), _> = pool.run(0, || panic!("boom")).await;
         assert_eq!(r, Err(PoolError::Panicked));
-        assert_eq!(pool.run(|| 1).await, Ok(1));
+        assert_eq!(pool.run(0, || 1).await, Ok(1));
     }
 
     #[tokio::test]
     async fn pool_cancelled_waiter_leaves_the_queue() {
-        let pool = Arc::new(Pool::new(1, 1));
+        let pool = Arc::new(Pool::new(1, 1, 64 * MIB));
         let (release, gate) = mpsc::channel::<()>();
         let p = pool.clone();
-        let running = tokio::spawn(async move { p.run(move || gate.recv().is_ok()).await });
+        let running = tokio::spawn(async move { p.run(0, move || gate.recv().is_ok()).await });
         while pool.slots.available_permits() > 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let p = pool.clone();
-        let queued = tokio::spawn(async move { p.run(|| ()).await });
+        let queued = tokio::spawn(async move { p.run(0, || ()).await });
         while pool.waiting() == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -147,5 +183,37 @@ mod tests {
         assert_eq!(pool.waiting(), 0);
         release.send(()).unwrap();
         assert_eq!(running.await.unwrap(), Ok(true));
+    }
+
+    #[tokio::test]
+    async fn pool_jobs_wait_for_memory_even_with_idle_workers() {
+        let pool = Arc::new(Pool::new(4, 4, 100 * MIB));
+        let (release, gate) = mpsc::channel::<()>();
+        let p = pool.clone();
+        // 70 MiB of 100 held: a second 70 MiB job must wait although 3 workers are idle.
+        let big = tokio::spawn(async move { p.run(70 * MIB, move || gate.recv().is_ok()).await });
+        while pool.memory_free_mib() > 30 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let p = pool.clone();
+        let second = tokio::spawn(async move { p.run(70 * MIB, || 2).await });
+        while pool.waiting() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!second.is_finished(), "started without memory");
+        release.send(()).unwrap();
+        assert_eq!(big.await.unwrap(), Ok(true));
+        assert_eq!(second.await.unwrap(), Ok(2));
+        assert_eq!(pool.memory_free_mib(), 100);
+    }
+
+    #[tokio::test]
+    async fn pool_job_larger_than_the_budget_runs_alone() {
+        let pool = Pool::new(2, 0, 10 * MIB);
+        assert_eq!(pool.claim(u64::MAX), 10);
+        assert_eq!(pool.claim(0), 1);
+        assert_eq!(pool.run(1 << 40, || 5).await, Ok(5));
+        assert_eq!(pool.memory_free_mib(), 10);
     }
 }

@@ -434,7 +434,10 @@ impl<'a> Parser<'a> {
         let mut done = 0usize;
         for y in 0..uy {
             for x in 0..ux {
-                if self.restart_interval > 0 && done > 0 && done.is_multiple_of(self.restart_interval) {
+                if self.restart_interval > 0
+                    && done > 0
+                    && done.is_multiple_of(self.restart_interval)
+                {
                     bits.restart(rst)?;
                     rst = (rst + 1) & 7;
                     pred = [0; 4];

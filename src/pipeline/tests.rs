@@ -929,3 +929,31 @@ fn regression_fuzz_palette_png_is_corrupt() {
         got.map(|r| r.width)
     );
 }
+
+#[test]
+fn peak_memory_follows_the_decode_path() {
+    let req = |t, progressive_dc| Request {
+        transform: t,
+        accept: Accept::default(),
+        default_quality: 80,
+        codecs: Codecs {
+            progressive_dc,
+            ..Codecs::default()
+        },
+    };
+    let thumb = tf(Some(300), None);
+    let prog = fixture!("progressive-2560x1600.jpg");
+    // DC-only: 2 bytes a block a component + the 320x200 RGB image + output.
+    let dc = peak_memory(&prog, &req(&thumb, true), &LIMITS);
+    assert!(dc > 320 * 200 * 3 && dc < 2 << 20, "{dc}");
+    // libjpeg keeps all coefficients of a progressive file: 2560x1600x3x2.
+    let full = peak_memory(&prog, &req(&thumb, false), &LIMITS);
+    assert!(full > 2560 * 1600 * 6, "{full}");
+    // A baseline thumbnail is small; a big output costs its canvas.
+    let base = fixture!("photo-2560x1600.jpg");
+    assert!(peak_memory(&base, &req(&thumb, true), &LIMITS) < 2 << 20);
+    let big = tf(Some(2560), None);
+    assert!(peak_memory(&base, &req(&big, true), &LIMITS) > 2560 * 1600 * 12);
+    // Garbage fails before any allocation: nothing to reserve.
+    assert_eq!(peak_memory(b"not an image", &req(&thumb, true), &LIMITS), 0);
+}

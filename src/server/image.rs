@@ -162,10 +162,20 @@ impl Job {
         };
         let transform = self.transform;
         let bytes = original.bytes.clone();
+        let peak = pipeline::peak_memory(
+            &bytes,
+            &pipeline::Request {
+                transform: &transform,
+                accept,
+                default_quality,
+                codecs,
+            },
+            &limits,
+        );
         let rendered = self
             .state
             .pool
-            .run(move || {
+            .run(peak, move || {
                 let request = pipeline::Request {
                     transform: &transform,
                     accept,
