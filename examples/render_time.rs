@@ -1,5 +1,6 @@
 //! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
-//! `PROGRESSIVE_DC=0` turns the DC-only progressive path off, for A/B runs.
+//! `PROGRESSIVE_DC=0` turns the DC-only progressive path off, `JPEG_DECODER=rust` picks the
+//! pure-Rust JPEG decoder, for A/B runs.
 use std::time::Instant;
 
 use imgcdn::options::Transform;
@@ -29,7 +30,10 @@ fn main() {
         default_quality: 80,
         codecs: imgcdn::pipeline::Codecs {
             progressive_dc: std::env::var("PROGRESSIVE_DC").map_or(true, |v| v != "0"),
-            ..imgcdn::pipeline::Codecs::default()
+            jpeg_decoder: match std::env::var("JPEG_DECODER").as_deref() {
+                Ok("rust") => imgcdn::pipeline::JpegDecoder::Rust,
+                _ => imgcdn::pipeline::JpegDecoder::Turbo,
+            },
         },
     };
     let mut times = Vec::new();
