@@ -194,6 +194,7 @@ fn bench_file(c: &mut Criterion, corpus: &Path, file: &'static str, rows: &mut V
             transform: &transform,
             accept: Accept::default(),
             default_quality: 80,
+            codecs: pipeline::Codecs::default(),
         };
         // One render up front: the output size the floor must match, and a sanity check.
         let first = pipeline::render(&bytes, &req, &LIMITS).expect("render");
