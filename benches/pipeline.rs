@@ -10,7 +10,9 @@
 //!
 //! Besides criterion's report, a markdown table is printed at the end: median wall ms per job,
 //! the pipeline's own stage split (`Rendered::timings`), CPU ms per job of the whole process
-//! (utime+stime from `/proc/self/stat`; one thread, so it should equal wall time) and the ratio.
+//! (utime+stime from `/proc/self/stat`, 10 ms ticks summed over all samples; one thread, so
+//! it equals wall time on a quiet machine and is the steadier number on a busy one) and both
+//! ratios. The target is on CPU time.
 //! `cargo test --benches` runs every job once (criterion's test mode).
 //!
 //! What it does not measure: fetching, caching, HTTP, queueing (see `bench/all.sh`).
@@ -245,16 +247,20 @@ fn print_table(rows: &[Row]) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let opt = |v: Option<f64>, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$}"));
     println!();
-    println!("| job | file | output | bytes | shrink | pipeline ms | decode | resize | encode | pipeline CPU ms/job | floor ms | floor CPU ms/job | pipeline / floor |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| job | file | output | bytes | shrink | pipeline ms | decode | resize | encode | pipeline CPU ms/job | floor ms | floor CPU ms/job | pipeline / floor | CPU pipeline / floor |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // Rows a command-line filter skipped have no samples.
     for r in rows.iter().filter(|r| !r.pipeline.times.is_empty()) {
         let stage =
             |f: fn(&Timings) -> Duration| median(r.pipeline.stages.iter().map(|t| ms(f(t))));
         let p = r.pipeline.median_ms();
         let f = r.floor.as_ref().map(Record::median_ms);
+        let (pc, fc) = (
+            r.pipeline.cpu_ms_per_job(),
+            r.floor.as_ref().and_then(Record::cpu_ms_per_job),
+        );
         println!(
-            "| {} | {} | {}x{} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {}x{} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
             r.job,
             r.file,
             r.out.0,
@@ -265,10 +271,11 @@ fn print_table(rows: &[Row]) {
             stage(|t| t.decode),
             stage(|t| t.resize),
             stage(|t| t.encode),
-            opt(r.pipeline.cpu_ms_per_job(), 1),
+            opt(pc, 1),
             opt(f, 1),
-            opt(r.floor.as_ref().and_then(Record::cpu_ms_per_job), 1),
+            opt(fc, 1),
             opt(f.map(|f| p / f), 2),
+            opt(pc.zip(fc).map(|(p, f)| p / f), 2),
         );
     }
 }
