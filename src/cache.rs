@@ -3,9 +3,13 @@
 //!
 //! Both tiers hold [`Entry`] values under blake3 [`Key`]s: renditions under
 //! `key::variant(source, options, accept)`, fetched originals under `key::original(source)`.
-//! Results and originals share the memory budget (`cache.memory_mb`): an original is worth
-//! keeping exactly as long as it is being used to make variants. A disk failure is logged and
-//! treated as a miss; it never fails a request. This module knows nothing of HTTP.
+//! Originals go to the disk tier only when there is one: they are large (megabytes, against
+//! tens of kilobytes for a rendition), read back from the kernel's page cache in a few
+//! milliseconds, next to a render of tens, and the page cache gives their memory back under
+//! pressure, where the memory tier would hold it in the process and push out hundreds of
+//! renditions each. Without a disk tier they share the memory tier with the renditions.
+//! A disk failure is logged and treated as a miss; it never fails a request. This module knows
+//! nothing of HTTP.
 
 mod disk;
 mod entry;
@@ -99,29 +103,66 @@ impl Cache {
         &self.settings
     }
 
-    /// Look `key` up in memory, then on disk (a disk hit is copied into memory).
+    /// Look a rendition up in memory, then on disk (a disk hit is copied into memory).
     pub async fn get(&self, source: &Key, key: &Key) -> Option<(Arc<Entry>, Tier)> {
+        self.lookup(source, key, true).await
+    }
+
+    /// Look the original of `source` up: on disk, or in memory when there is no disk tier.
+    pub async fn get_original(&self, source: &Key) -> Option<(Arc<Entry>, Tier)> {
+        let memory = self.disk.is_none();
+        self.lookup(source, &key::original(source), memory).await
+    }
+
+    /// Store a rendition in memory and on disk; the disk write has finished when this returns.
+    pub async fn put(&self, source: &Key, key: &Key, entry: Arc<Entry>) {
+        self.store(source, key, entry, true).await
+    }
+
+    /// Store the original of `source`: on disk, or in memory when there is no disk tier.
+    pub async fn put_original(&self, source: &Key, entry: Arc<Entry>) {
+        let memory = self.disk.is_none();
+        self.store(source, &key::original(source), entry, memory)
+            .await
+    }
+
+    async fn lookup(&self, source: &Key, key: &Key, memory: bool) -> Option<(Arc<Entry>, Tier)> {
+        if !memory {
+            return self.read_disk(source, key, false).await;
+        }
         if let Some(stored) = self.memory.get(key).await {
             if !stored.entry.expired(self.settings.ttl) {
                 return Some((stored.entry, Tier::Memory));
             }
             self.memory.invalidate(key).await;
         }
+        self.read_disk(source, key, true).await
+    }
+
+    /// Read `key` from the disk tier, copying a hit into memory when `promote`.
+    async fn read_disk(
+        &self,
+        source: &Key,
+        key: &Key,
+        promote: bool,
+    ) -> Option<(Arc<Entry>, Tier)> {
         let disk = self.disk.clone()?;
         let (s, k) = (*source, *key);
         let read = tokio::task::spawn_blocking(move || disk.read(&s, &k)).await;
         match read {
             Ok(Ok(Read::Hit(entry))) => {
                 let entry = Arc::new(entry);
-                self.memory
-                    .insert(
-                        *key,
-                        Stored {
-                            source: *source,
-                            entry: entry.clone(),
-                        },
-                    )
-                    .await;
+                if promote {
+                    self.memory
+                        .insert(
+                            *key,
+                            Stored {
+                                source: *source,
+                                entry: entry.clone(),
+                            },
+                        )
+                        .await;
+                }
                 Some((entry, Tier::Disk))
             }
             Ok(Ok(Read::Dropped)) => {
@@ -137,17 +178,18 @@ impl Cache {
         }
     }
 
-    /// Store in memory and on disk; the disk write has finished when this returns.
-    pub async fn put(&self, source: &Key, key: &Key, entry: Arc<Entry>) {
-        self.memory
-            .insert(
-                *key,
-                Stored {
-                    source: *source,
-                    entry: entry.clone(),
-                },
-            )
-            .await;
+    async fn store(&self, source: &Key, key: &Key, entry: Arc<Entry>, memory: bool) {
+        if memory {
+            self.memory
+                .insert(
+                    *key,
+                    Stored {
+                        source: *source,
+                        entry: entry.clone(),
+                    },
+                )
+                .await;
+        }
         let Some(disk) = self.disk.clone() else {
             return;
         };
@@ -215,5 +257,51 @@ async fn sweep(disk: Arc<Disk>) {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "disk cache sweep failed"),
         Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Source;
+    use bytes::Bytes;
+
+    fn settings(dir: Option<PathBuf>) -> Settings {
+        Settings {
+            memory_bytes: 1 << 20,
+            dir,
+            disk_bytes: 1 << 20,
+            keep_sources: true,
+            ttl: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+
+    fn source() -> Key {
+        key::source(&Source::Local(PathBuf::from("a.jpg")))
+    }
+
+    #[tokio::test]
+    async fn originals_skip_the_memory_tier_when_there_is_a_disk_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(settings(Some(dir.path().to_path_buf())));
+        let s = source();
+        let original = Arc::new(Entry::new(Bytes::from_static(b"original"), "x/y", ""));
+        cache.put_original(&s, original).await;
+        assert!(cache.memory.get(&key::original(&s)).await.is_none());
+        let (hit, tier) = cache.get_original(&s).await.unwrap();
+        assert_eq!((&hit.body[..], tier), (&b"original"[..], Tier::Disk));
+        // Not copied to memory by the read either.
+        assert!(cache.memory.get(&key::original(&s)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn originals_live_in_memory_without_a_disk_tier() {
+        let cache = Cache::new(settings(None));
+        let s = source();
+        let original = Arc::new(Entry::new(Bytes::from_static(b"original"), "x/y", ""));
+        cache.put_original(&s, original).await;
+        let (hit, tier) = cache.get_original(&s).await.unwrap();
+        assert_eq!((&hit.body[..], tier), (&b"original"[..], Tier::Memory));
     }
 }

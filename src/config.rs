@@ -122,7 +122,10 @@ pub struct LimitsConfig {
     pub max_frames: u32,
     /// Image worker threads (decode/resize/encode); 0 = number of cores.
     pub workers: usize,
-    /// Requests that may wait for a worker or for memory; beyond that the answer is 503.
+    /// Jobs that may fetch their original ahead of a free worker; unset = as many as
+    /// `workers`. Only running and fetched-ahead jobs hold an original in memory.
+    pub fetch_ahead: Option<usize>,
+    /// Jobs that may wait (holding nothing) to be admitted; beyond that the answer is 503.
     pub queue: usize,
     /// Memory the image jobs running at once may hold together, in MiB, as estimated from
     /// each source's header; a job larger than the budget runs alone.
@@ -137,6 +140,7 @@ impl Default for LimitsConfig {
             max_decode_bytes: 512 * 1024 * 1024,
             max_frames: 1000,
             workers: 0,
+            fetch_ahead: None,
             queue: 64,
             memory_budget_mb: 256,
         }
@@ -183,13 +187,14 @@ impl Default for PipelineConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Memory tier size in MiB, shared by results and fetched originals.
+    /// Memory tier size in MiB, for renditions (and originals when the disk tier is off).
     pub memory_mb: u64,
     /// Disk tier directory.
     pub dir: String,
     /// Disk tier cap in MiB; 0 turns the disk tier off.
     pub disk_mb: u64,
-    /// Keep fetched originals (memory, and disk), so other sizes need no new origin fetch.
+    /// Keep fetched originals (on disk; in memory without a disk tier), so other sizes need no
+    /// new origin fetch.
     pub keep_sources: bool,
     /// Entries older than this many seconds are fetched and made again.
     pub ttl_s: u64,
@@ -323,6 +328,7 @@ pub struct Settings {
     pub source: source::Settings,
     pub limits: Limits,
     pub workers: usize,
+    pub fetch_ahead: usize,
     pub queue: usize,
     pub memory_budget: u64,
     pub default_quality: u8,
@@ -455,6 +461,7 @@ impl TryFrom<Config> for Settings {
                 max_frames: c.limits.max_frames,
             },
             workers,
+            fetch_ahead: c.limits.fetch_ahead.unwrap_or(workers),
             queue: c.limits.queue,
             memory_budget: c.limits.memory_budget_mb.saturating_mul(MIB),
             default_quality: c.output.default_quality,

@@ -1,19 +1,22 @@
 //! The bounded worker pool for CPU-heavy image work, with memory-aware admission.
 //!
-//! At most `workers` jobs run at once, each on a blocking thread (never on the async reactor),
-//! and the jobs running together never claim more than the memory budget: each job says how
+//! A job passes three gates. First [`Pool::admit`]: at most `workers + fetch_ahead` jobs are
+//! *admitted* at once, and only an admitted job fetches its original, so the originals held in
+//! memory are bounded by that count, not by the load; at most `queue` more wait to be admitted
+//! (first come, first served, holding nothing but the request), and a job that finds the queue
+//! full is refused at once with [`PoolError::Overloaded`] (the server answers 503), so load
+//! beyond capacity costs nothing. Then [`Admission::run`] waits for memory: each job says how
 //! many bytes it will need at its peak (the pipeline estimates it from the header) and holds
-//! that many MiB of the budget while it runs. A job larger than the whole budget claims all of
-//! it and runs alone. At most `queue` more jobs wait for a worker or for memory, first come
-//! first served (a small job does not overtake a big one waiting for memory, so big jobs are
-//! never starved). A job that finds the queue full is refused at once with
-//! [`PoolError::Overloaded`] (the server answers 503), so load beyond capacity costs nothing.
-//! A job keeps its slot until it finishes, even if the request that asked for it has gone.
+//! that many MiB of the budget while it runs; a job larger than the whole budget claims all of
+//! it and runs alone, and a small job does not overtake a big one waiting for memory, so big
+//! jobs are never starved. Last it waits for one of `workers` blocking threads (never the
+//! async reactor). A job keeps what it holds until it finishes, even if the request that asked
+//! for it has gone.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
@@ -25,6 +28,8 @@ pub enum PoolError {
 
 #[derive(Debug)]
 pub struct Pool {
+    /// One permit per admitted job (`workers + fetch_ahead`).
+    admitted: Arc<Semaphore>,
     slots: Arc<Semaphore>,
     /// One permit per MiB of the memory budget.
     memory: Arc<Semaphore>,
@@ -32,6 +37,14 @@ pub struct Pool {
     waiting: AtomicUsize,
     queue: usize,
     workers: usize,
+}
+
+/// A job's place among the admitted ones: taken before its original is fetched, given back
+/// when its render has finished (or when it is dropped unused).
+#[derive(Debug)]
+pub struct Admission<'a> {
+    pool: &'a Pool,
+    permit: OwnedSemaphorePermit,
 }
 
 const MIB: u64 = 1 << 20;
@@ -47,13 +60,18 @@ impl Drop for Waiting<'_> {
 
 impl Pool {
     /// A pool of `workers` threads whose jobs together hold at most `memory_bytes` (rounded
-    /// up to whole MiB; at least 1 MiB).
-    pub fn new(workers: usize, queue: usize, memory_bytes: u64) -> Self {
+    /// up to whole MiB; at least 1 MiB), admitting `fetch_ahead` jobs beyond the running ones
+    /// to fetch their originals while they wait.
+    pub fn new(workers: usize, fetch_ahead: usize, queue: usize, memory_bytes: u64) -> Self {
         let workers = workers.max(1);
         let memory_mib = u32::try_from(memory_bytes.div_ceil(MIB))
             .unwrap_or(u32::MAX)
             .clamp(1, Semaphore::MAX_PERMITS as u32);
+        let admitted = workers
+            .saturating_add(fetch_ahead)
+            .min(Semaphore::MAX_PERMITS);
         Pool {
+            admitted: Arc::new(Semaphore::new(admitted)),
             slots: Arc::new(Semaphore::new(workers)),
             memory: Arc::new(Semaphore::new(memory_mib as usize)),
             memory_mib,
@@ -79,40 +97,57 @@ impl Pool {
         self.workers
     }
 
-    /// Jobs currently waiting for a worker.
+    /// Jobs currently waiting to be admitted.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
     }
 
-    /// Run `job`, which needs about `bytes` of memory at its peak, on a worker, waiting in
-    /// the queue while all workers are busy or the budget cannot hold it.
-    pub async fn run<T, F>(&self, bytes: u64, job: F) -> Result<T, PoolError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let claim = self.claim(bytes);
-        let fast = (self.memory.clone().try_acquire_many_owned(claim).ok())
-            .and_then(|memory| Some((memory, self.slots.clone().try_acquire_owned().ok()?)));
-        let (memory, slot) = match fast {
-            Some(held) => held,
-            None => {
+    /// Wait in the queue for a place among the admitted jobs; refused at once when the queue
+    /// is full.
+    pub async fn admit(&self) -> Result<Admission<'_>, PoolError> {
+        let permit = match self.admitted.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
                     return Err(PoolError::Overloaded);
                 }
                 let _waiting = Waiting(&self.waiting);
-                // Memory first, then a worker: a worker is never held idle waiting for memory.
-                // The semaphores are never closed, so these only fail if that invariant breaks.
-                let memory = (self.memory.clone().acquire_many_owned(claim).await)
-                    .map_err(|_| PoolError::Overloaded)?;
-                let slot = (self.slots.clone().acquire_owned().await)
-                    .map_err(|_| PoolError::Overloaded)?;
-                (memory, slot)
+                // The semaphores are never closed, so this only fails if that invariant breaks.
+                (self.admitted.clone().acquire_owned().await).map_err(|_| PoolError::Overloaded)?
             }
         };
+        Ok(Admission { pool: self, permit })
+    }
+
+    /// Admit and run `job` (see [`Admission::run`]).
+    pub async fn run<T, F>(&self, bytes: u64, job: F) -> Result<T, PoolError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.admit().await?.run(bytes, job).await
+    }
+}
+
+impl Admission<'_> {
+    /// Run `job`, which needs about `bytes` of memory at its peak, on a worker, once the
+    /// budget can hold it and a worker is free. The waits here are bounded by the number of
+    /// admitted jobs, so they are not counted against the queue.
+    pub async fn run<T, F>(self, bytes: u64, job: F) -> Result<T, PoolError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool;
+        let claim = pool.claim(bytes);
+        // Memory first, then a worker: a worker is never held idle waiting for memory.
+        let memory = (pool.memory.clone().acquire_many_owned(claim).await)
+            .map_err(|_| PoolError::Overloaded)?;
+        let slot = (pool.slots.clone().acquire_owned().await).map_err(|_| PoolError::Overloaded)?;
+        let admitted = self.permit;
         tokio::task::spawn_blocking(move || {
-            let _held = (slot, memory);
+            let _held = (slot, memory, admitted);
             job()
         })
         .await
@@ -128,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn pool_full_queue_refuses_at_once() {
-        let pool = Arc::new(Pool::new(1, 1, 64 * MIB));
+        let pool = Arc::new(Pool::new(1, 0, 1, 64 * MIB));
         let (release, gate) = mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
         let g = gate.clone();
@@ -158,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn pool_panicking_job_is_an_error_and_frees_the_worker() {
-        let pool = Pool::new(1, 0, 64 * MIB);
+        let pool = Pool::new(1, 0, 0, 64 * MIB);
         let r: Result<(), _> = pool.run(0, || panic!("boom")).await;
         assert_eq!(r, Err(PoolError::Panicked));
         assert_eq!(pool.run(0, || 1).await, Ok(1));
@@ -166,7 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn pool_cancelled_waiter_leaves_the_queue() {
-        let pool = Arc::new(Pool::new(1, 1, 64 * MIB));
+        let pool = Arc::new(Pool::new(1, 0, 1, 64 * MIB));
         let (release, gate) = mpsc::channel::<()>();
         let p = pool.clone();
         let running = tokio::spawn(async move { p.run(0, move || gate.recv().is_ok()).await });
@@ -187,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn pool_jobs_wait_for_memory_even_with_idle_workers() {
-        let pool = Arc::new(Pool::new(4, 4, 100 * MIB));
+        let pool = Arc::new(Pool::new(4, 0, 4, 100 * MIB));
         let (release, gate) = mpsc::channel::<()>();
         let p = pool.clone();
         // 70 MiB of 100 held: a second 70 MiB job must wait although 3 workers are idle.
@@ -197,7 +232,7 @@ mod tests {
         }
         let p = pool.clone();
         let second = tokio::spawn(async move { p.run(70 * MIB, || 2).await });
-        while pool.waiting() == 0 {
+        while pool.admitted.available_permits() > 2 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -209,8 +244,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pool_admits_workers_plus_fetch_ahead_then_queues_then_refuses() {
+        let pool = Arc::new(Pool::new(1, 1, 1, 64 * MIB));
+        let first = pool.admit().await.unwrap();
+        let second = pool.admit().await.unwrap();
+        let p = pool.clone();
+        let third = tokio::spawn(async move { p.admit().await.map(|_| ()) });
+        while pool.waiting() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(pool.admit().await.map(|_| ()), Err(PoolError::Overloaded));
+        // An admission given back unused (the fetch failed) lets the next one in.
+        drop(first);
+        assert_eq!(third.await.unwrap(), Ok(()));
+        assert_eq!(second.run(0, || 7).await, Ok(7));
+        assert_eq!(pool.waiting(), 0);
+        assert_eq!(pool.admitted.available_permits(), 2);
+    }
+
+    #[tokio::test]
     async fn pool_job_larger_than_the_budget_runs_alone() {
-        let pool = Pool::new(2, 0, 10 * MIB);
+        let pool = Pool::new(2, 0, 0, 10 * MIB);
         assert_eq!(pool.claim(u64::MAX), 10);
         assert_eq!(pool.claim(0), 1);
         assert_eq!(pool.run(1 << 40, || 5).await, Ok(5));

@@ -49,7 +49,12 @@ impl AppState {
     /// Build the state. Call inside a tokio runtime: the disk cache starts its sweeper.
     pub fn new(settings: Settings) -> Result<Self, SourceError> {
         let fetcher = Fetcher::new(settings.source.clone())?;
-        let pool = Pool::new(settings.workers, settings.queue, settings.memory_budget);
+        let pool = Pool::new(
+            settings.workers,
+            settings.fetch_ahead,
+            settings.queue,
+            settings.memory_budget,
+        );
         let cache = Cache::new(settings.cache.clone());
         Ok(AppState {
             settings,

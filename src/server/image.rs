@@ -7,9 +7,9 @@
 //!    a rendition of a source that config no longer allows is not served from cache either;
 //! 4. key = hash(source, canonical options, WebP-acceptance when `f_auto`); memory tier, then
 //!    disk tier;
-//! 5. on a miss, one flight per key: get the original (cached, or one coalesced fetch per
-//!    source: 403/404/413/502/504), render on the bounded pool (503; 413/415/422), store in
-//!    both tiers unless the origin said `no-store`/`private`;
+//! 5. on a miss, one flight per key: be admitted by the pool (503 when its queue is full), get
+//!    the original (cached, or one coalesced fetch per source: 403/404/413/502/504), render on
+//!    the pool (413/415/422), store in both tiers unless the origin said `no-store`/`private`;
 //! 6. build the response: stored ETag and 304 on `If-None-Match`, `Cache-Control` from config,
 //!    `Vary: Accept` only when the format was negotiated, `X-Cache`, `Age`, `Surrogate-Key`,
 //!    and `Server-Timing` for the work done.
@@ -153,6 +153,8 @@ struct Job {
 
 impl Job {
     async fn make(self) -> Result<Made, AppError> {
+        // Admitted before the fetch: under load the queue holds requests, not originals.
+        let admission = self.state.pool.admit().await?;
         let original = self.original().await?;
         let limits = self.state.settings.limits;
         let default_quality = self.state.settings.default_quality;
@@ -172,9 +174,7 @@ impl Job {
             },
             &limits,
         );
-        let rendered = self
-            .state
-            .pool
+        let rendered = admission
             .run(peak, move || {
                 let request = pipeline::Request {
                     transform: &transform,
@@ -211,9 +211,8 @@ impl Job {
     async fn original(&self) -> Result<Original, AppError> {
         let state = &self.state;
         let keep = state.settings.cache.keep_sources;
-        let original_key = key::original(&self.source_key);
         if keep {
-            if let Some((entry, _)) = state.cache.get(&self.source_key, &original_key).await {
+            if let Some((entry, _)) = state.cache.get_original(&self.source_key).await {
                 return Ok(Original {
                     bytes: entry.body.clone(),
                     storable: true,
@@ -227,7 +226,7 @@ impl Job {
             let fetched = st.fetcher.fetch(&source).await?;
             if keep && fetched.storable {
                 let entry = Arc::new(Entry::new(fetched.bytes.clone(), ORIGINAL, ""));
-                st.cache.put(&source_key, &original_key, entry).await;
+                st.cache.put_original(&source_key, entry).await;
             }
             Ok(Original {
                 bytes: fetched.bytes,

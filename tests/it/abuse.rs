@@ -47,10 +47,12 @@ async fn client_sending_headers_slowly_is_cut_off() {
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
 }
 
-/// One worker, no queue: if any failure below leaked the worker, the last request would be 503.
+/// One worker, nothing fetched ahead, no queue: if any failure below leaked the admission or
+/// the worker, the last request would be 503.
 async fn one_worker() -> Proxy {
     proxy(|c| {
         c.limits.workers = 1;
+        c.limits.fetch_ahead = Some(0);
         c.limits.queue = 0;
         c.source.timeout_ms = 600;
     })

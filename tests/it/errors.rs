@@ -1,5 +1,6 @@
 //! Every error status the service documents, each with a short text body and `no-store`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
@@ -210,4 +211,42 @@ async fn error_overload_is_503_with_retry_after() {
         }
     }
     assert!(refused > 0, "no request was refused");
+}
+
+#[tokio::test]
+async fn error_queued_requests_hold_no_original() {
+    // One worker, one job fetching ahead: however many requests wait, the origin never sees
+    // more than two fetches at once (so at most two originals are in memory), and everyone
+    // queued is served in the end.
+    let body = fixture("photo-2560x1600.jpg");
+    let origin = Origin::start(vec![(
+        "/slow.jpg",
+        Reply::SlowBody(Duration::from_millis(100), body),
+    )])
+    .await;
+    let p = Arc::new(
+        proxy(|c| {
+            c.limits.workers = 1;
+            c.limits.fetch_ahead = Some(1);
+            c.limits.queue = 16;
+        })
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (p, path) = (
+            p.clone(),
+            format!("/img/w_100/{}?n={n}", origin.url("/slow.jpg")),
+        );
+        tasks.push(tokio::spawn(async move { p.get(&path).await }));
+    }
+    for t in tasks {
+        t.await.expect("task").assert_ok();
+    }
+    assert_eq!(origin.hits(), 8);
+    assert!(
+        origin.peak_concurrency() <= 2,
+        "{} fetches at once",
+        origin.peak_concurrency()
+    );
 }

@@ -55,6 +55,8 @@ pub enum Reply {
 pub struct Origin {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    /// Requests being answered now, and the most ever at once.
+    busy: Arc<(AtomicUsize, AtomicUsize)>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -87,8 +89,10 @@ impl Origin {
         let listener = TcpListener::bind(bind).await.expect("bind origin");
         let addr = listener.local_addr().expect("origin addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let busy = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let (stop, mut stopped) = oneshot::channel::<()>();
         let counter = hits.clone();
+        let busy_counter = busy.clone();
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
@@ -97,12 +101,20 @@ impl Origin {
                 };
                 let table = table.clone();
                 let counter = counter.clone();
+                let busy = busy_counter.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         counter.fetch_add(1, Ordering::SeqCst);
+                        let now = busy.0.fetch_add(1, Ordering::SeqCst) + 1;
+                        busy.1.fetch_max(now, Ordering::SeqCst);
                         let reply = table.get(req.uri().path()).cloned();
                         let query = req.uri().query().unwrap_or("").to_string();
-                        async move { Ok::<_, Infallible>(answer(reply, &query).await) }
+                        let busy = busy.clone();
+                        async move {
+                            let answered = answer(reply, &query).await;
+                            busy.0.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, Infallible>(answered)
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -113,6 +125,7 @@ impl Origin {
         Origin {
             addr,
             hits,
+            busy,
             _stop: stop,
         }
     }
@@ -123,6 +136,11 @@ impl Origin {
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The most requests this origin was ever answering at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.busy.1.load(Ordering::SeqCst)
     }
 }
 
