@@ -152,7 +152,10 @@ machine_md() {   # markdown bullet list describing this machine and the versions
   mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
   os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)")
+  dirty=""
+  if git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q .; then
+    dirty=" (with uncommitted changes)"
+  fi
   echo "- machine: $(nproc) cores ($cpu), $mem RAM, $os, kernel $(uname -r)"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
   echo "- imgcdn: commit $commit$dirty, $(rustc --version 2>/dev/null), release profile, $BIN"
