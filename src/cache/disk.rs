@@ -13,7 +13,7 @@
 //! to the caller, which logs them: a disk failure never fails a request.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -109,15 +109,21 @@ impl Disk {
     pub fn write(&self, source: &Key, key: &Key, entry: &Entry) -> io::Result<bool> {
         let dir = self.source_dir(source);
         fs::create_dir_all(&dir)?;
-        let data = entry.encode();
+        let header = entry.header();
         let name = key.hex();
         let temp = dir.join(format!("{name}{TEMP_MARK}{}", unique()));
-        let result = fs::write(&temp, &data).and_then(|()| fs::rename(&temp, dir.join(&name)));
+        let result = fs::File::create(&temp)
+            .and_then(|mut f| {
+                f.write_all(&header)?;
+                f.write_all(&entry.body)
+            })
+            .and_then(|()| fs::rename(&temp, dir.join(&name)));
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
         result?;
-        let usage = self.usage.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+        let len = (header.len() + entry.body.len()) as u64;
+        let usage = self.usage.fetch_add(len, Ordering::Relaxed) + len;
         Ok(usage > self.cap)
     }
 

@@ -59,8 +59,17 @@ impl Entry {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    /// The whole file: [`Entry::header`] then the body.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 128);
+        let mut out = self.header();
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Everything the file holds before the body (the checksum covers both), so the body can
+    /// be written from where it already is, without a copy.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
         out.extend_from_slice(MAGIC);
         for field in [self.content_type.as_bytes(), self.etag.as_bytes()] {
             let field = &field[..field.len().min(MAX_FIELD)];
@@ -71,7 +80,6 @@ impl Entry {
         out.extend_from_slice(&(self.body.len() as u64).to_le_bytes());
         let checksum = checksum(&out, &self.body);
         out.extend_from_slice(checksum.as_bytes());
-        out.extend_from_slice(&self.body);
         out
     }
 

@@ -151,7 +151,14 @@ fn dim(v: usize) -> Result<u32, PipelineError> {
 /// The EXIF orientation tag, or 1 when there is none or it cannot be read. A broken EXIF block
 /// never fails the request: browsers also ignore it.
 pub(crate) fn exif_orientation(bytes: &[u8]) -> u8 {
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+    // For JPEG, find the APP1 segment ourselves: the exif crate's container reader walks past
+    // SOS through the whole entropy-coded data (byte by byte) when there is no EXIF block.
+    let read = if bytes.starts_with(&[0xFF, 0xD8]) {
+        jpeg_exif(bytes).map(|raw| exif::Reader::new().read_raw(raw.to_vec()))
+    } else {
+        Some(exif::Reader::new().read_from_container(&mut Cursor::new(bytes)))
+    };
+    let Some(Ok(exif)) = read else {
         return 1;
     };
     exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
@@ -159,4 +166,96 @@ pub(crate) fn exif_orientation(bytes: &[u8]) -> u8 {
         .and_then(|v| u8::try_from(v).ok())
         .filter(|v| (1..=8).contains(v))
         .unwrap_or(1)
+}
+
+/// The TIFF payload of a JPEG's `APP1 "Exif\0\0"` segment, looking only at the marker
+/// segments before the first scan (where EXIF must be), so the cost does not grow with the file.
+fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
+    const EXIF_ID: &[u8] = b"Exif\0\0";
+    let mut at = 2;
+    loop {
+        // Fill bytes (0xFF runs) may precede a marker code.
+        while *bytes.get(at)? == 0xFF && *bytes.get(at + 1)? == 0xFF {
+            at += 1;
+        }
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        let code = *bytes.get(at + 1)?;
+        match code {
+            // Stand-alone markers carry no length.
+            0x01 | 0xD0..=0xD7 => {
+                at += 2;
+                continue;
+            }
+            // Start of scan, end of image: no EXIF before them.
+            0xDA | 0xD9 => return None,
+            _ => {}
+        }
+        let len = usize::from(u16::from_be_bytes([
+            *bytes.get(at + 2)?,
+            *bytes.get(at + 3)?,
+        ]));
+        let segment = bytes.get(at + 4..(at + 2).checked_add(len)?)?;
+        if code == 0xE1 {
+            if let Some(tiff) = segment.strip_prefix(EXIF_ID) {
+                return Some(tiff);
+            }
+        }
+        at += 2 + len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// `APP1` with an EXIF block whose IFD0 holds one Orientation entry (big-endian TIFF).
+    fn app1_orientation(value: u8) -> Vec<u8> {
+        let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
+        tiff.extend_from_slice(&[0, 0, 0, 0]);
+        let mut seg = vec![0xFF, 0xE1];
+        seg.extend_from_slice(&(u16::try_from(tiff.len() + 8).unwrap()).to_be_bytes());
+        seg.extend_from_slice(b"Exif\0\0");
+        seg.extend_from_slice(&tiff);
+        seg
+    }
+
+    #[test]
+    fn exif_orientation_is_read_from_app1_after_other_segments() {
+        assert_eq!(exif_orientation(&fixture("exif-orient6.jpg")), 6);
+        // SOI, APP0 (JFIF), fill bytes, then APP1: found behind the others.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 1, 2, 0xFF];
+        jpeg.extend(app1_orientation(3));
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(exif_orientation(&jpeg), 3);
+    }
+
+    #[test]
+    fn exif_orientation_is_one_without_exif_or_after_the_first_scan() {
+        assert_eq!(exif_orientation(&fixture("photo-2560x1600.jpg")), 1);
+        // An APP1 after SOS is scan data, not EXIF.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xDA, 0, 2];
+        jpeg.extend(app1_orientation(6));
+        assert_eq!(exif_orientation(&jpeg), 1);
+    }
+
+    #[test]
+    fn exif_orientation_survives_every_truncation_and_bad_length() {
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend(app1_orientation(6));
+        for cut in 0..jpeg.len() {
+            let o = exif_orientation(&jpeg[..cut]);
+            assert!((1..=8).contains(&o));
+        }
+        for len in [0u8, 1] {
+            assert_eq!(exif_orientation(&[0xFF, 0xD8, 0xFF, 0xE1, 0, len, 0, 0]), 1);
+        }
+    }
 }
