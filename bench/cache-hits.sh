@@ -24,6 +24,7 @@
 # Env:
 #   PORT        imgcdn port (default 8010)          NGINX_PORT  nginx port (default 8011)
 #   DURATION    seconds per measured run (default 10, at most 30)
+#   CONNS       wrk connections (default 64; the issue-5 target); CONNS=8 shows latency below saturation
 #   WARMUP      seconds of unrecorded wrk per round before measuring (default 2, 0 = none)
 #   NO_WAIT=1   skip the wait for rustc/cargo to finish
 #   KEEP_TMP=1  keep the temp dir (logs, raw wrk output) instead of removing it
@@ -41,7 +42,8 @@ KEEP_TMP="${KEEP_TMP:-0}"
 OUT="${OUT:-}"
 NGINX=/usr/sbin/nginx
 SOURCE_FILE=photo-2560x1600.jpg
-THREADS=2 CONNS=64
+THREADS=2
+CONNS="${CONNS:-64}"
 
 if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || [ "$DURATION" -lt 1 ]; then
   die "DURATION must be a positive integer (seconds)"

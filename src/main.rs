@@ -1,5 +1,6 @@
 //! The `imgcdn` command line. Only argument handling lives here; everything else is the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,11 +52,17 @@ fn main() -> ExitCode {
         eprintln!("imgcdn: jemalloc background threads not enabled: {e}");
     }
     let cli = Cli::parse();
+    // Log lines are written by a dedicated thread, so a slow stderr (a pipe to a log
+    // collector) never stalls a reactor thread; past 128k pending lines new ones are dropped
+    // rather than waited for. The guard flushes what is pending when main returns.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer)
         .init();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, Overrides { listen: cli.listen }),
