@@ -7,7 +7,13 @@
 //! Grammar: comma-separated `name_value` tokens (split at the first `_`), each name at most once,
 //! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
 //! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
-//! `q_1..100`, `f_jpeg|jpg|png|webp|auto`, `bg_rrggbb`.
+//! `q_1..100`, `f_jpeg|jpg|png|webp|auto`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
+//! `crop_<x>_<y>_<w>_<h>` (source pixels), `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
+//! (0.1..=10), sigmas with at most one decimal.
+//!
+//! Geometry: every option sees the source as displayed (EXIF orientation applied), then turned
+//! by `r_`, then mirrored by `flip_`; `crop_` cuts a rectangle of that image, and `w`/`h`/`c`/`g`
+//! fit what is left. `blur_` and `sharpen_` apply to the resized image.
 //!
 //! Deliberately not done here: the output-pixel limit (the pipeline enforces it; `w`/`h` may be
 //! up to 65536 so that the canonical form of any `dpr`-multiplied size re-parses), content
@@ -55,6 +61,46 @@ pub enum FormatChoice {
     Fixed(Format),
 }
 
+/// A clockwise turn by `r_`, in quarter turns (0..=3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Rotation(pub u8);
+
+/// Mirroring by `flip_`: `h` mirrors left-right, `v` top-bottom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Flip {
+    pub h: bool,
+    pub v: bool,
+}
+
+/// A rectangle of source pixels (`crop_<x>_<y>_<w>_<h>`), in the displayed, turned and mirrored
+/// source; `width` and `height` are at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CropRect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A Gaussian sigma in tenths of a pixel (so `Transform` stays `Eq` and `Hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sigma(pub u16);
+
+impl Sigma {
+    pub fn get(self) -> f32 {
+        f32::from(self.0) / 10.0
+    }
+}
+
+impl fmt::Display for Sigma {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 % 10 {
+            0 => write!(f, "{}", self.0 / 10),
+            d => write!(f, "{}.{d}", self.0 / 10),
+        }
+    }
+}
+
 /// An sRGB colour (`bg_rrggbb`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rgb(pub [u8; 3]);
@@ -79,6 +125,11 @@ pub struct Transform {
     /// `f_`: `None` means the source's own format (GIF becomes PNG).
     pub format: Option<FormatChoice>,
     pub background: Rgb,
+    pub rotation: Rotation,
+    pub flip: Flip,
+    pub crop: Option<CropRect>,
+    pub blur: Option<Sigma>,
+    pub sharpen: Option<Sigma>,
 }
 
 /// A rejected option token; the message names the token.
@@ -138,7 +189,8 @@ impl Gravity {
     }
 }
 
-/// The canonical options string (cache keys, logs): fixed order `w,h,c,g,up,q,f,bg`, defaults
+/// The canonical options string (cache keys, logs): fixed order
+/// `w,h,c,g,up,q,f,bg,r,flip,crop,blur,sharpen`, defaults
 /// omitted, hex lowercase, `_` when nothing is set. Gravity is printed only for `fill`/`pad`,
 /// where it has an effect. For any `t` returned by [`parse`], `parse(&t.to_string()) == Ok(t)`.
 impl fmt::Display for Transform {
@@ -175,6 +227,27 @@ impl fmt::Display for Transform {
         if self.background != Rgb::default() {
             let [r, g, b] = self.background.0;
             put(f, format_args!("bg_{r:02x}{g:02x}{b:02x}"))?;
+        }
+        if self.rotation.0 != 0 {
+            put(f, format_args!("r_{}", u16::from(self.rotation.0) * 90))?;
+        }
+        match (self.flip.h, self.flip.v) {
+            (false, false) => {}
+            (true, false) => put(f, format_args!("flip_h"))?,
+            (false, true) => put(f, format_args!("flip_v"))?,
+            (true, true) => put(f, format_args!("flip_hv"))?,
+        }
+        if let Some(c) = self.crop {
+            put(
+                f,
+                format_args!("crop_{}_{}_{}_{}", c.x, c.y, c.width, c.height),
+            )?;
+        }
+        if let Some(sigma) = self.blur {
+            put(f, format_args!("blur_{sigma}"))?;
+        }
+        if let Some(sigma) = self.sharpen {
+            put(f, format_args!("sharpen_{sigma}"))?;
         }
         if sep.is_empty() {
             f.write_str("_")?;
@@ -270,6 +343,57 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                 t.background = parse_hex_rgb(value)
                     .ok_or_else(|| bad("background must be 6 hex digits (rrggbb)"))?;
             }
+            Opt::Rotate => {
+                t.rotation = Rotation(match value {
+                    "0" => 0,
+                    "90" => 1,
+                    "180" => 2,
+                    "270" => 3,
+                    _ => return Err(bad("rotation must be 0, 90, 180 or 270 (clockwise)")),
+                });
+            }
+            Opt::Flip => {
+                let (h, v) = match value {
+                    "h" => (true, false),
+                    "v" => (false, true),
+                    "hv" | "vh" => (true, true),
+                    _ => return Err(bad("flip must be h, v or hv")),
+                };
+                t.flip = Flip { h, v };
+            }
+            Opt::CropRect => {
+                let mut parts = value.split('_').map(parse_uint);
+                let mut next = || parts.next().flatten();
+                let (x, y, width, height) = (next(), next(), next(), next());
+                let rect = match (x, y, width, height, next()) {
+                    (Some(x), Some(y), Some(width), Some(height), None)
+                        if width > 0 && height > 0 =>
+                    {
+                        CropRect {
+                            x,
+                            y,
+                            width,
+                            height,
+                        }
+                    }
+                    _ => {
+                        return Err(bad(
+                            "crop is crop_<x>_<y>_<width>_<height> in source pixels, width and height at least 1",
+                        ))
+                    }
+                };
+                t.crop = Some(rect);
+            }
+            Opt::Blur => {
+                t.blur = Some(parse_sigma(value, 1000).ok_or_else(|| {
+                    bad("blur must be a sigma from 0.1 to 100, one decimal at most")
+                })?);
+            }
+            Opt::Sharpen => {
+                t.sharpen = Some(parse_sigma(value, 100).ok_or_else(|| {
+                    bad("sharpen must be a sigma from 0.1 to 10, one decimal at most")
+                })?);
+            }
         }
     }
 
@@ -322,6 +446,11 @@ enum Opt {
     Quality,
     Format,
     Background,
+    Rotate,
+    Flip,
+    CropRect,
+    Blur,
+    Sharpen,
 }
 
 impl Opt {
@@ -336,6 +465,11 @@ impl Opt {
             "q" => Opt::Quality,
             "f" => Opt::Format,
             "bg" => Opt::Background,
+            "r" => Opt::Rotate,
+            "flip" => Opt::Flip,
+            "crop" => Opt::CropRect,
+            "blur" => Opt::Blur,
+            "sharpen" => Opt::Sharpen,
             _ => return None,
         })
     }
@@ -396,6 +530,22 @@ fn scale_by_dpr(size: Option<u32>, milli: u64) -> Option<Option<u32>> {
         .ok()
         .filter(|v| *v <= MAX_DIMENSION)
         .map(Some)
+}
+
+/// `digits[.digit]` in tenths, from 0.1 to `max_tenths / 10`.
+fn parse_sigma(s: &str, max_tenths: u16) -> Option<Sigma> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let int = parse_uint(int)?;
+    let frac = match frac.as_bytes() {
+        [] if !s.contains('.') => 0,
+        [d] if d.is_ascii_digit() => u32::from(d - b'0'),
+        _ => return None,
+    };
+    let tenths = int.checked_mul(10)?.checked_add(frac)?;
+    u16::try_from(tenths)
+        .ok()
+        .filter(|t| (1..=max_tenths).contains(t))
+        .map(Sigma)
 }
 
 fn parse_hex_rgb(s: &str) -> Option<Rgb> {
@@ -637,6 +787,7 @@ mod tests {
                 quality: Some(75),
                 format: Some(FormatChoice::Fixed(Format::Jpeg)),
                 background: Rgb([10, 11, 12]),
+                ..Transform::default()
             }
         );
         assert_eq!(ok("f_auto", "f_auto").format, Some(FormatChoice::Auto));
@@ -648,6 +799,57 @@ mod tests {
             ok("f_webp", "f_webp").format,
             Some(FormatChoice::Fixed(Format::Webp))
         );
+    }
+
+    #[test]
+    fn parse_geometry_and_filters() {
+        let t = ok(
+            "sharpen_0.5,blur_2.0,crop_10_20_300_200,flip_vh,r_90,w_100",
+            "w_100,r_90,flip_hv,crop_10_20_300_200,blur_2,sharpen_0.5",
+        );
+        assert_eq!(t.rotation, Rotation(1));
+        assert_eq!(t.flip, Flip { h: true, v: true });
+        assert_eq!(
+            t.crop,
+            Some(CropRect {
+                x: 10,
+                y: 20,
+                width: 300,
+                height: 200
+            })
+        );
+        assert_eq!(t.blur.map(Sigma::get), Some(2.0));
+        assert_eq!(t.sharpen.map(Sigma::get), Some(0.5));
+        ok("r_0", "_");
+        ok("r_180,flip_h", "r_180,flip_h");
+        ok("r_270,flip_v", "r_270,flip_v");
+        ok("blur_100", "blur_100");
+        ok("blur_0.1", "blur_0.1");
+        ok("sharpen_10", "sharpen_10");
+        ok("crop_0_0_1_1", "crop_0_0_1_1");
+        for input in [
+            "r_45",
+            "r_-90",
+            "r_360",
+            "flip_x",
+            "flip_",
+            "crop_1_2_3",
+            "crop_1_2_3_4_5",
+            "crop_0_0_0_5",
+            "crop_0_0_5_0",
+            "crop_a_0_1_1",
+            "crop_-1_0_1_1",
+            "blur_0",
+            "blur_100.1",
+            "blur_1.25",
+            "blur_.5",
+            "blur_5.",
+            "sharpen_10.1",
+            "sharpen_0.0",
+            "blur_99999999999",
+        ] {
+            bad(input, input);
+        }
     }
 
     #[test]
@@ -734,20 +936,58 @@ mod tests {
         ]
     }
 
+    fn sigma(max_tenths: u16) -> impl Strategy<Value = Option<Sigma>> {
+        proptest::option::of((1..=max_tenths).prop_map(Sigma))
+    }
+
+    /// Options beyond the size ones: rotation, flip, crop, blur, sharpen.
+    fn extras() -> impl Strategy<
+        Value = (
+            Rotation,
+            Flip,
+            Option<CropRect>,
+            Option<Sigma>,
+            Option<Sigma>,
+        ),
+    > {
+        (
+            (0u8..4).prop_map(Rotation),
+            (any::<bool>(), any::<bool>()).prop_map(|(h, v)| Flip { h, v }),
+            proptest::option::of(
+                (any::<u32>(), any::<u32>(), 1..=u32::MAX, 1..=u32::MAX).prop_map(
+                    |(x, y, width, height)| CropRect {
+                        x,
+                        y,
+                        width,
+                        height,
+                    },
+                ),
+            ),
+            sigma(1000),
+            sigma(100),
+        )
+    }
+
     /// Any Transform `parse` can produce (gravity normalised, sizes within range).
     fn valid_transform() -> impl Strategy<Value = Transform> {
         (
-            proptest::option::of(1..=MAX_DIMENSION),
-            proptest::option::of(1..=MAX_DIMENSION),
-            fit(),
-            gravity(),
-            any::<bool>(),
-            proptest::option::of(1u8..=100),
-            proptest::option::of(format_choice()),
-            any::<[u8; 3]>(),
+            (
+                proptest::option::of(1..=MAX_DIMENSION),
+                proptest::option::of(1..=MAX_DIMENSION),
+                fit(),
+                gravity(),
+                any::<bool>(),
+                proptest::option::of(1u8..=100),
+                proptest::option::of(format_choice()),
+                any::<[u8; 3]>(),
+            ),
+            extras(),
         )
             .prop_map(
-                |(width, height, fit, gravity, enlarge, quality, format, bg)| Transform {
+                |(
+                    (width, height, fit, gravity, enlarge, quality, format, bg),
+                    (rotation, flip, crop, blur, sharpen),
+                )| Transform {
                     width,
                     height,
                     fit,
@@ -760,6 +1000,11 @@ mod tests {
                     quality,
                     format,
                     background: Rgb(bg),
+                    rotation,
+                    flip,
+                    crop,
+                    blur,
+                    sharpen,
                 },
             )
     }
@@ -776,10 +1021,15 @@ mod tests {
             Just("q"),
             Just("f"),
             Just("bg"),
+            Just("r"),
+            Just("flip"),
+            Just("crop"),
+            Just("blur"),
+            Just("sharpen"),
             Just("x"),
             Just(""),
         ];
-        let token = (name, "[0-9a-fA-F._+\\-e]{0,8}").prop_map(|(n, v)| format!("{n}_{v}"));
+        let token = (name, "[0-9a-fA-F._+\\-ehv]{0,12}").prop_map(|(n, v)| format!("{n}_{v}"));
         proptest::collection::vec(token, 0..6).prop_map(|ts| ts.join(","))
     }
 

@@ -1,5 +1,6 @@
 //! The image pipeline: sniff -> probe header -> plan -> decode (shrink-on-load) -> orient ->
-//! crop/resize -> pad/flatten -> encode. Synchronous, pure functions over bytes; the server runs
+//! crop/resize -> blur/sharpen -> pad/flatten -> encode. `r_`/`flip_` are folded into the
+//! orientation, and `crop_` into the plan, so neither costs a pass over the pixels. Synchronous, pure functions over bytes; the server runs
 //! [`render`] on its bounded worker pool. No async, no HTTP types, no I/O.
 //!
 //! What it deliberately does not do: no colour management (ICC profiles are ignored and
@@ -9,6 +10,7 @@
 
 mod decode;
 mod encode;
+mod filter;
 mod frames;
 mod jpeg;
 mod jpeg_dc;
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::format::Format;
 use crate::layout::{self, LayoutError, Rect};
-use crate::options::Transform;
+use crate::options::{CropRect, Transform};
 
 /// Resource limits, checked before any large allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +120,16 @@ pub enum PipelineError {
     /// Output canvas over `max_output_pixels`. HTTP 413.
     #[error("output {width}x{height} is larger than the limit of {limit} pixels")]
     OutputTooLarge { width: u32, height: u32, limit: u64 },
+    /// `crop_` names a rectangle that lies wholly outside the image. HTTP 422.
+    #[error("crop {x},{y} {width}x{height} lies outside the {image_width}x{image_height} image")]
+    CropOutside {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        image_width: u32,
+        image_height: u32,
+    },
     /// Truncated or corrupt image data. HTTP 422.
     #[error("corrupt image: {0}")]
     Corrupt(String),
@@ -148,10 +160,15 @@ struct Prepared {
 /// Steps 1-3: sniff, read the header, plan in displayed (oriented) geometry. Header-only work.
 fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared, PipelineError> {
     let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
-    let probe = probe::probe(bytes, format, limits)?;
+    let mut probe = probe::probe(bytes, format, limits)?;
+    // From here on the orientation also carries `r_` and `flip_`: the displayed image is what
+    // every other option sees.
+    let t = req.transform;
+    probe.orientation = orient::compose(probe.orientation, t.rotation.0, t.flip);
     let (ow, oh) = probe.oriented_size();
+    let region = user_crop(t.crop, ow, oh)?;
     let plan =
-        layout::plan(req.transform, ow, oh, limits.max_output_pixels).map_err(|e| match e {
+        layout::plan(t, region.2, region.3, limits.max_output_pixels).map_err(|e| match e {
             LayoutError::OutputTooLarge {
                 width,
                 height,
@@ -163,7 +180,12 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
             },
         })?;
     let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
-    let crop = orient::stored_rect(plan.crop, probe.orientation, sw, sh);
+    let displayed = Rect {
+        x: plan.crop.x + f64::from(region.0),
+        y: plan.crop.y + f64::from(region.1),
+        ..plan.crop
+    };
+    let crop = orient::stored_rect(displayed, probe.orientation, sw, sh);
     let target = orient::stored_size(plan.resize, probe.orientation);
     let shrink = match format {
         Format::Jpeg => jpeg::choose_shrink(crop.width, crop.height, target.0, target.1),
@@ -181,6 +203,31 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
         shrink,
         dc_only,
     })
+}
+
+/// The part of the `ow` x `oh` displayed image that `crop_` keeps, as `(x, y, width, height)`:
+/// the whole image without `crop_`, the rectangle clipped to the image otherwise.
+fn user_crop(
+    crop: Option<CropRect>,
+    ow: u32,
+    oh: u32,
+) -> Result<(u32, u32, u32, u32), PipelineError> {
+    let Some(c) = crop else {
+        return Ok((0, 0, ow, oh));
+    };
+    let right = c.x.saturating_add(c.width).min(ow);
+    let bottom = c.y.saturating_add(c.height).min(oh);
+    if c.x >= right || c.y >= bottom {
+        return Err(PipelineError::CropOutside {
+            x: c.x,
+            y: c.y,
+            width: c.width,
+            height: c.height,
+            image_width: ow,
+            image_height: oh,
+        });
+    }
+    Ok((c.x, c.y, right - c.x, bottom - c.y))
 }
 
 /// About how many bytes [`render`] will hold at its peak for this job, from the header alone
@@ -217,9 +264,11 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         // The decoder's buffer, and a conversion to 8-bit RGBA beside it.
         Format::Png | Format::Gif | Format::Webp => px(w, h).saturating_mul(8),
     };
-    // Resized image, canvas, encoder output: RGBA each.
+    // Resized image, canvas, encoder output: RGBA each; blur and sharpen work in f32 beside.
     let (cw, ch) = p.plan.canvas;
-    let out = px(u64::from(cw), u64::from(ch)).saturating_mul(12);
+    let filters = req.transform.blur.is_some() || req.transform.sharpen.is_some();
+    let per_px = if filters { 12 + 32 } else { 12 };
+    let out = px(u64::from(cw), u64::from(ch)).saturating_mul(per_px);
     decode.saturating_add(out)
 }
 
@@ -272,6 +321,14 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
     let img = orient::apply(resized, probe.orientation)?;
     let orient_time = orient_start.elapsed();
     decode_time += orient_time;
+    let img = match t.blur {
+        Some(sigma) => filter::blur(img, sigma.get())?,
+        None => img,
+    };
+    let img = match t.sharpen {
+        Some(sigma) => filter::sharpen(img, sigma.get())?,
+        None => img,
+    };
 
     // 7-8. Pad onto the canvas, pick the output format, flatten alpha for JPEG.
     let bg = t.background.0;

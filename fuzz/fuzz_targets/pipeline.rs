@@ -26,6 +26,9 @@ const SEGMENTS: &[&str] = &[
     "_",
     "w_40,h_40,c_scale,f_jpeg,q_30",
     "h_16,up_1,f_auto",
+    "r_90,w_48,blur_2",
+    "flip_hv,crop_3_5_40_30,w_32,sharpen_1",
+    "r_270,flip_v,c_fill,w_20,h_30,f_png",
 ];
 
 fn transforms() -> &'static [Transform] {

@@ -9,6 +9,7 @@ use image::{DynamicImage, RgbImage, RgbaImage};
 
 use super::{PipelineError, Pixels};
 use crate::layout::Rect;
+use crate::options::Flip;
 
 /// Where `r`, a rectangle of the oriented (displayed) image, lies in the stored image of size
 /// `sw` x `sh`. EXIF 2..=8: mirror, 180°, flip, transpose, 90° CW, transverse, 270° CW.
@@ -35,6 +36,49 @@ pub(crate) fn stored_rect(r: Rect, orientation: u8, sw: f64, sh: f64) -> Rect {
         width,
         height,
     }
+}
+
+/// An EXIF orientation as "mirror left-right if `.1`, then turn `.0` quarter turns clockwise".
+fn parts(orientation: u8) -> (u8, bool) {
+    match orientation {
+        2 => (0, true),
+        3 => (2, false),
+        4 => (2, true),
+        5 => (3, true),
+        6 => (1, false),
+        7 => (1, true),
+        8 => (3, false),
+        _ => (0, false),
+    }
+}
+
+fn from_parts(turns: u8, mirror: bool) -> u8 {
+    match (turns % 4, mirror) {
+        (0, false) => 1,
+        (0, true) => 2,
+        (2, false) => 3,
+        (2, true) => 4,
+        (3, true) => 5,
+        (1, false) => 6,
+        (1, true) => 7,
+        _ => 8,
+    }
+}
+
+/// The one orientation that shows the stored image as EXIF `exif` does, then turned `turns`
+/// quarter turns clockwise (`r_`), then mirrored (`flip_`: left-right, then top-bottom).
+pub(crate) fn compose(exif: u8, turns: u8, flip: Flip) -> u8 {
+    let (k, m) = parts(exif);
+    let (mut k, mut m) = ((k + turns) % 4, m);
+    // A mirror after a turn is the mirror first and the turn the other way round; top-bottom
+    // is left-right and a half turn.
+    if flip.h {
+        (k, m) = ((4 - k) % 4, !m);
+    }
+    if flip.v {
+        (k, m) = ((6 - k) % 4, !m);
+    }
+    from_parts(k, m)
 }
 
 /// Swap a (width, height) pair for orientations that turn the image by 90°.
@@ -76,6 +120,48 @@ pub(crate) fn apply(p: Pixels, orientation: u8) -> Result<Pixels, PipelineError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compose_equals_applying_each_step_to_pixels() {
+        // A 3x2 image with unique pixels; every EXIF value, turn and flip, applied step by step
+        // with the image crate, must equal applying the composed orientation once.
+        let base = RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let steps = [
+            None,
+            Some(Orientation::Rotate90),
+            Some(Orientation::Rotate180),
+            Some(Orientation::Rotate270),
+        ];
+        for exif in 1..=8u8 {
+            for turns in 0..4u8 {
+                for (h, v) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let mut stepwise = DynamicImage::ImageRgb8(base.clone());
+                    if let Some(o) = Orientation::from_exif(exif) {
+                        stepwise.apply_orientation(o);
+                    }
+                    if let Some(o) = steps[usize::from(turns)] {
+                        stepwise.apply_orientation(o);
+                    }
+                    if h {
+                        stepwise.apply_orientation(Orientation::FlipHorizontal);
+                    }
+                    if v {
+                        stepwise.apply_orientation(Orientation::FlipVertical);
+                    }
+                    let mut once = DynamicImage::ImageRgb8(base.clone());
+                    let o = compose(exif, turns, Flip { h, v });
+                    if let Some(o) = Orientation::from_exif(o) {
+                        once.apply_orientation(o);
+                    }
+                    assert_eq!(
+                        stepwise.to_rgb8(),
+                        once.to_rgb8(),
+                        "exif {exif}, {turns} turns, flip h {h} v {v} -> {o}"
+                    );
+                }
+            }
+        }
+    }
 
     /// A 5x3 image whose every pixel is unique, cropped in display space must equal the
     /// same crop taken in stored space through `stored_rect` and then oriented.

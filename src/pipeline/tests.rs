@@ -957,3 +957,84 @@ fn peak_memory_follows_the_decode_path() {
     // Garbage fails before any allocation: nothing to reserve.
     assert_eq!(peak_memory(b"not an image", &req(&thumb, true), &LIMITS), 0);
 }
+
+/// 64x32 PNG, four 16-px columns: red, green, blue, white (left to right).
+fn columns_png() -> Vec<u8> {
+    const COLOURS: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]];
+    let img = RgbImage::from_fn(64, 32, |x, _| Rgb(COLOURS[(x / 16) as usize]));
+    encode_with(&DynamicImage::ImageRgb8(img), ImageFormat::Png)
+}
+
+fn geometry(options: &str) -> RgbImage {
+    let t = crate::options::parse(options).expect("options");
+    decoded(&ok(&columns_png(), &with_format(t, Format::Png))).to_rgb8()
+}
+
+#[test]
+fn render_rotation_and_flip_turn_the_image_before_sizing() {
+    // r_90 (clockwise): the left (red) column ends up on top; w applies to the turned image.
+    let img = geometry("r_90,w_16");
+    assert_eq!(img.dimensions(), (16, 32));
+    assert_px_close(img.get_pixel(8, 1).0, [255, 0, 0], 8);
+    assert_px_close(img.get_pixel(8, 30).0, [255, 255, 255], 8);
+    let img = geometry("r_270");
+    assert_eq!(img.dimensions(), (32, 64));
+    assert_px_close(img.get_pixel(16, 1).0, [255, 255, 255], 0);
+    assert_px_close(img.get_pixel(16, 62).0, [255, 0, 0], 0);
+    let img = geometry("r_180");
+    assert_px_close(img.get_pixel(1, 16).0, [255, 255, 255], 0);
+    let img = geometry("flip_h");
+    assert_eq!(img.dimensions(), (64, 32));
+    assert_px_close(img.get_pixel(1, 16).0, [255, 255, 255], 0);
+    assert_px_close(img.get_pixel(62, 16).0, [255, 0, 0], 0);
+    // Turn, then mirror: red goes to the top, then top-bottom to the bottom.
+    let img = geometry("r_90,flip_v");
+    assert_px_close(img.get_pixel(16, 62).0, [255, 0, 0], 0);
+}
+
+#[test]
+fn render_rotation_composes_with_exif_orientation() {
+    // exif-orient6.jpg is stored portrait (1600x2560) and displayed landscape; r_270 turns
+    // the displayed image back to portrait.
+    let bytes = fixture!("exif-orient6.jpg");
+    let upright = ok(&bytes, &tf(Some(100), None));
+    assert_eq!((upright.width, upright.height), (100, 63));
+    let turned = ok(
+        &bytes,
+        &crate::options::parse("w_100,r_270").expect("options"),
+    );
+    assert_eq!((turned.width, turned.height), (100, 160));
+}
+
+#[test]
+fn render_crop_cuts_source_pixels_before_resizing() {
+    // The second and third columns only, then halved.
+    let img = geometry("crop_16_0_32_32,w_16");
+    assert_eq!(img.dimensions(), (16, 16));
+    assert_px_close(img.get_pixel(1, 8).0, [0, 255, 0], 8);
+    assert_px_close(img.get_pixel(14, 8).0, [0, 0, 255], 8);
+    // Applies to the turned image: after r_90 the first 16 rows are the red column.
+    let img = geometry("r_90,crop_0_0_32_16");
+    assert_eq!(img.dimensions(), (32, 16));
+    assert!(img.pixels().all(|p| p.0 == [255, 0, 0]));
+    // Clipped to the image; wholly outside is an error.
+    assert_eq!(geometry("crop_48_0_100_100").dimensions(), (16, 32));
+    let t = crate::options::parse("crop_64_0_10_10").expect("options");
+    assert!(matches!(
+        render_with(&columns_png(), &t, Accept::default()),
+        Err(PipelineError::CropOutside { .. })
+    ));
+}
+
+#[test]
+fn render_blur_and_sharpen_change_edges_only() {
+    let sharp = geometry("_");
+    let blurred = geometry("blur_3");
+    // Inside a column nothing changes much; at a column edge the blur mixes both sides.
+    assert_px_close(blurred.get_pixel(8, 16).0, [255, 0, 0], 10);
+    let edge = blurred.get_pixel(16, 16).0;
+    assert!(edge[0] > 40 && edge[1] > 40, "edge {edge:?} not mixed");
+    assert_eq!(sharp.get_pixel(16, 16).0, [0, 255, 0]);
+    let sharpened = geometry("w_32,sharpen_1");
+    assert_eq!(sharpened.dimensions(), (32, 16));
+}

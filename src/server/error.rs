@@ -62,7 +62,9 @@ impl AppError {
                 | PipelineError::DecodeTooLarge { .. }
                 | PipelineError::TooManyFrames { .. }
                 | PipelineError::OutputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                PipelineError::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                PipelineError::Corrupt(_) | PipelineError::CropOutside { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 PipelineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             AppError::Pool(e) => match e {
@@ -98,6 +100,7 @@ impl AppError {
                 PipelineError::TooManyFrames { .. } => "too-many-frames",
                 PipelineError::OutputTooLarge { .. } => "output-too-large",
                 PipelineError::Corrupt(_) => "corrupt-image",
+                PipelineError::CropOutside { .. } => "crop-outside-image",
                 PipelineError::Internal(_) => "internal-error",
             },
             AppError::Pool(e) => match e {

@@ -353,3 +353,32 @@ async fn options_segment_may_be_percent_encoded() {
         (100, 100)
     );
 }
+
+#[tokio::test]
+async fn img_rotate_flip_crop_blur_sharpen_end_to_end() {
+    let p = proxy(|_| {}).await;
+    // Turned before sizing: a landscape photo becomes portrait, w applies to the result.
+    let r = p.get(&format!("/img/r_90,w_100/{PHOTO}")).await;
+    r.assert_ok();
+    assert_eq!(r.dims(), (100, 160));
+    // The same transform spelled in another order is the same cache entry.
+    let again = p.get(&format!("/img/w_100,r_90/{PHOTO}")).await;
+    assert_eq!(again.header("x-cache"), "HIT memory");
+    assert_eq!(
+        p.get(&format!("/img/crop_100_100_800_400,w_200/{PHOTO}"))
+            .await
+            .dims(),
+        (200, 100)
+    );
+    for options in ["flip_hv,w_50", "blur_4,w_50", "sharpen_0.8,w_50"] {
+        let r = p.get(&format!("/img/{options}/{PHOTO}")).await;
+        r.assert_ok();
+        assert_eq!(r.dims(), (50, 31), "{options}");
+    }
+    p.get(&format!("/img/crop_3000_0_10_10/{PHOTO}"))
+        .await
+        .assert_error(422, "crop-outside-image");
+    p.get(&format!("/img/r_45/{PHOTO}"))
+        .await
+        .assert_error(400, "bad-options");
+}
