@@ -34,6 +34,7 @@ fn main() {
                 Ok("rust") => imgcdn::pipeline::JpegDecoder::Rust,
                 _ => imgcdn::pipeline::JpegDecoder::Turbo,
             },
+            ..Default::default()
         },
     };
     let mut times = Vec::new();

@@ -2,7 +2,7 @@
 //! out by source), and single flights so concurrent misses for one key do the work once.
 //!
 //! Both tiers hold [`Entry`] values under blake3 [`Key`]s: renditions under
-//! `key::variant(source, options, accept)`, fetched originals under `key::original(source)`.
+//! `key::variant(source, options, accept, profile)`, fetched originals under `key::original(source)`.
 //! Originals go to the disk tier only when there is one: they are large (megabytes, against
 //! tens of kilobytes for a rendition), read back from the kernel's page cache in a few
 //! milliseconds, next to a render of tens, and the page cache gives their memory back under

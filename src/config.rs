@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache;
 use crate::pipeline::Limits;
-use crate::pipeline::{Codecs, JpegDecoder};
+use crate::pipeline::{AvifSettings, Codecs, JpegDecoder};
 use crate::presets::Presets;
 
 const MIB: u64 = 1024 * 1024;
@@ -154,13 +154,30 @@ pub struct OutputConfig {
     pub default_quality: u8,
     /// `Cache-Control` of successful image responses.
     pub cache_control: String,
+    /// AVIF quality when the URL has no `q_`.
+    pub avif_quality: u8,
+    /// rav1e speed 1..=10 (10 fastest).
+    pub avif_speed: u8,
+    /// `f_auto` picks AVIF only for outputs up to this many pixels, WebP beyond.
+    pub avif_max_pixels: u64,
+    /// `f_auto`: answer an uncached AVIF at once with the WebP/JPEG/PNG rendition (short
+    /// max-age) and encode the AVIF in the background for the next request.
+    pub avif_background: bool,
+    /// `Cache-Control` max-age, in seconds, of those stand-in answers.
+    pub avif_background_max_age: u64,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
+        let avif = AvifSettings::default();
         OutputConfig {
             default_quality: 80,
             cache_control: "public, max-age=31536000, immutable".into(),
+            avif_quality: avif.quality,
+            avif_speed: avif.speed,
+            avif_max_pixels: avif.max_pixels,
+            avif_background: false,
+            avif_background_max_age: 60,
         }
     }
 }
@@ -334,6 +351,12 @@ pub struct Settings {
     pub default_quality: u8,
     pub codecs: Codecs,
     pub cache_control: String,
+    pub avif_background: bool,
+    /// The settings output bytes depend on, in a canonical spelling: part of every variant
+    /// cache key, so a changed setting never serves renditions made under the old one.
+    pub output_profile: String,
+    /// `Cache-Control` of a stand-in answered while the AVIF is encoded in the background.
+    pub avif_background_cache_control: String,
     pub cache: cache::Settings,
     /// `None` when the admin endpoints are off.
     pub admin_token: Option<String>,
@@ -387,6 +410,15 @@ impl TryFrom<Config> for Settings {
                 "must be from 1 to 100".into(),
             ));
         }
+        if !(1..=100).contains(&c.output.avif_quality) {
+            return Err(invalid(
+                "output.avif_quality",
+                "must be from 1 to 100".into(),
+            ));
+        }
+        if !(1..=10).contains(&c.output.avif_speed) {
+            return Err(invalid("output.avif_speed", "must be from 1 to 10".into()));
+        }
         if http::HeaderValue::from_str(&c.output.cache_control).is_err() {
             return Err(invalid(
                 "output.cache_control",
@@ -437,6 +469,24 @@ impl TryFrom<Config> for Settings {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let codecs = Codecs {
+            jpeg_decoder: c.pipeline.jpeg_decoder,
+            progressive_dc: c.pipeline.progressive_dc,
+            avif: AvifSettings {
+                speed: c.output.avif_speed,
+                quality: c.output.avif_quality,
+                max_pixels: c.output.avif_max_pixels,
+            },
+        };
+        let output_profile = format!(
+            "q={} avif=q{},s{},max{} jpeg={:?} dc={}",
+            c.output.default_quality,
+            codecs.avif.quality,
+            codecs.avif.speed,
+            codecs.avif.max_pixels,
+            codecs.jpeg_decoder,
+            codecs.progressive_dc
+        );
         Ok(Settings {
             listen: c.server.listen,
             max_url_bytes: c.server.max_url_bytes,
@@ -465,10 +515,13 @@ impl TryFrom<Config> for Settings {
             queue: c.limits.queue,
             memory_budget: c.limits.memory_budget_mb.saturating_mul(MIB),
             default_quality: c.output.default_quality,
-            codecs: Codecs {
-                jpeg_decoder: c.pipeline.jpeg_decoder,
-                progressive_dc: c.pipeline.progressive_dc,
-            },
+            codecs,
+            output_profile,
+            avif_background: c.output.avif_background,
+            avif_background_cache_control: format!(
+                "public, max-age={}",
+                c.output.avif_background_max_age
+            ),
             cache_control: c.output.cache_control,
             cache: cache::Settings {
                 memory_bytes: c.cache.memory_mb.saturating_mul(MIB),

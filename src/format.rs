@@ -4,14 +4,15 @@
 
 use std::fmt;
 
-/// A raster format. Inputs may be any of these; outputs are `Jpeg`, `Png` or `Webp`
-/// (a GIF source is written as PNG unless another format is asked for).
+/// A raster format. Inputs are `Jpeg`, `Png`, `Webp` and `Gif`; outputs are `Jpeg`, `Png`,
+/// `Webp` and `Avif` (a GIF source is written as PNG unless another format is asked for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     Jpeg,
     Png,
     Webp,
     Gif,
+    Avif,
 }
 
 impl Format {
@@ -22,6 +23,7 @@ impl Format {
             Format::Png => "image/png",
             Format::Webp => "image/webp",
             Format::Gif => "image/gif",
+            Format::Avif => "image/avif",
         }
     }
 
@@ -32,6 +34,7 @@ impl Format {
             Format::Png => "png",
             Format::Webp => "webp",
             Format::Gif => "gif",
+            Format::Avif => "avif",
         }
     }
 }

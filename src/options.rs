@@ -7,7 +7,7 @@
 //! Grammar: comma-separated `name_value` tokens (split at the first `_`), each name at most once,
 //! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
 //! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
-//! `q_1..100`, `f_jpeg|jpg|png|webp|auto`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
+//! `q_1..100`, `f_jpeg|jpg|png|webp|avif|auto`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
 //! `crop_<x>_<y>_<w>_<h>` (source pixels), `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
 //! (0.1..=10), sigmas with at most one decimal.
 //!
@@ -335,8 +335,9 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     "jpeg" | "jpg" => FormatChoice::Fixed(Format::Jpeg),
                     "png" => FormatChoice::Fixed(Format::Png),
                     "webp" => FormatChoice::Fixed(Format::Webp),
+                    "avif" => FormatChoice::Fixed(Format::Avif),
                     "auto" => FormatChoice::Auto,
-                    _ => return Err(bad("format must be jpeg, jpg, png, webp or auto")),
+                    _ => return Err(bad("format must be jpeg, jpg, png, webp, avif or auto")),
                 });
             }
             Opt::Background => {
@@ -656,6 +657,7 @@ mod tests {
             ("f_jpg", "f_jpeg"),
             ("f_png", "f_png"),
             ("f_webp", "f_webp"),
+            ("f_avif", "f_avif"),
             ("f_auto", "f_auto"),
             // background
             ("bg_000000", "bg_000000"),
@@ -754,7 +756,7 @@ mod tests {
             // format
             ("f_gif", "f_gif"),
             ("f_JPEG", "f_JPEG"),
-            ("f_avif", "f_avif"),
+            ("f_heic", "f_heic"),
             ("f_", "f_"),
             // background
             ("bg_fff", "bg_fff"),
@@ -798,6 +800,10 @@ mod tests {
         assert_eq!(
             ok("f_webp", "f_webp").format,
             Some(FormatChoice::Fixed(Format::Webp))
+        );
+        assert_eq!(
+            ok("f_avif", "f_avif").format,
+            Some(FormatChoice::Fixed(Format::Avif))
         );
     }
 
@@ -933,6 +939,7 @@ mod tests {
             Just(FormatChoice::Fixed(Format::Jpeg)),
             Just(FormatChoice::Fixed(Format::Png)),
             Just(FormatChoice::Fixed(Format::Webp)),
+            Just(FormatChoice::Fixed(Format::Avif)),
         ]
     }
 

@@ -3,12 +3,15 @@
 //!
 //! A variant key covers everything the output bytes depend on: [`KEY_VERSION`], the canonical
 //! source, the canonical options (defaults and `dpr` applied, fixed order — see
-//! `options::Transform`'s `Display`), and, only for `f_auto`, whether the client accepts WebP
-//! (the one request header the output depends on). Pure: no I/O.
+//! `options::Transform`'s `Display`), the output profile (the configuration the bytes depend
+//! on: default and AVIF qualities, AVIF speed and size limit, decoders), and, only for `f_auto`,
+//! which of AVIF and WebP the client accepts (the one request header the output depends on).
+//! Pure: no I/O.
 
 use std::fmt;
 
 use crate::options::{FormatChoice, Transform};
+use crate::pipeline::Accept;
 use crate::source::Source;
 
 /// Bump whenever the output bytes for the same request would change (encoder settings,
@@ -64,16 +67,25 @@ pub fn original(source: &Key) -> Key {
     hash("imgcdn original", &[&source.0])
 }
 
-/// The key of one rendition of a source.
-pub fn variant(source: &Key, transform: &Transform, accepts_webp: bool) -> Key {
-    let negotiated: &[u8] = match transform.format {
-        Some(FormatChoice::Auto) if accepts_webp => b"auto:webp",
-        Some(FormatChoice::Auto) => b"auto:no-webp",
-        Some(FormatChoice::Fixed(_)) | None => b"",
+/// The key of one rendition of a source. `profile` is the configuration the output bytes
+/// depend on ([`crate::config::Settings::output_profile`]): changing it makes new keys, so a
+/// new `output.default_quality` never serves renditions made with the old one.
+pub fn variant(source: &Key, transform: &Transform, accept: Accept, profile: &str) -> Key {
+    let negotiated: &[u8] = match (transform.format, accept.avif, accept.webp) {
+        (Some(FormatChoice::Auto), false, true) => b"auto:webp",
+        (Some(FormatChoice::Auto), false, false) => b"auto:no-webp",
+        (Some(FormatChoice::Auto), true, true) => b"auto:avif+webp",
+        (Some(FormatChoice::Auto), true, false) => b"auto:avif",
+        (Some(FormatChoice::Fixed(_)) | None, _, _) => b"",
     };
     hash(
         "imgcdn variant",
-        &[&source.0, transform.to_string().as_bytes(), negotiated],
+        &[
+            &source.0,
+            transform.to_string().as_bytes(),
+            negotiated,
+            profile.as_bytes(),
+        ],
     )
 }
 
@@ -87,10 +99,15 @@ mod tests {
     }
 
     fn v(opts: &str, webp: bool) -> Key {
+        va(opts, Accept { webp, avif: false })
+    }
+
+    fn va(opts: &str, accept: Accept) -> Key {
         variant(
             &src("https://a.example/x.jpg"),
             &parse(opts).expect("options"),
-            webp,
+            accept,
+            "q=80",
         )
     }
 
@@ -108,6 +125,18 @@ mod tests {
         assert_eq!(v("w_300,f_webp", true), v("w_300,f_webp", false));
         assert_ne!(v("w_300,f_auto", true), v("w_300,f_auto", false));
         assert_ne!(v("w_300,f_auto", false), v("w_300", false));
+        let all = [(false, false), (true, false), (false, true), (true, true)]
+            .map(|(webp, avif)| va("w_300,f_auto", Accept { webp, avif }));
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let fixed = Accept {
+            webp: true,
+            avif: true,
+        };
+        assert_eq!(va("w_300,f_avif", fixed), v("w_300,f_avif", false));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub(crate) fn image_format(format: Format) -> ImageFormat {
         Format::Png => ImageFormat::Png,
         Format::Gif => ImageFormat::Gif,
         Format::Webp => ImageFormat::WebP,
+        Format::Avif => ImageFormat::Avif,
     }
 }
 

@@ -56,6 +56,12 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
             };
             (dim(h.width)?, dim(h.height)?, Some(info))
         }
+        // Sniffed so that the 415 can say what it is; there is no memory-safe AV1 decoder.
+        Format::Avif => {
+            return Err(PipelineError::Unsupported(
+                "AVIF input is not supported (output only)".into(),
+            ))
+        }
         Format::Png | Format::Gif | Format::Webp => {
             // A PNG's size sits at a fixed offset in IHDR: check it before the decoder reads
             // further, so a bomb that is nothing but a header still answers "too large".
@@ -86,7 +92,7 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
     }
     let orientation = match format {
         Format::Jpeg | Format::Png | Format::Webp => exif_orientation(bytes),
-        Format::Gif => 1,
+        Format::Gif | Format::Avif => 1,
     };
     Ok(Probe {
         format,

@@ -17,6 +17,8 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<Format> {
         Some(Format::Gif)
     } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
         Some(Format::Webp)
+    } else if bytes.get(4..12) == Some(b"ftypavif") || bytes.get(4..12) == Some(b"ftypavis") {
+        Some(Format::Avif)
     } else {
         None
     }
@@ -33,6 +35,7 @@ mod tests {
         assert_eq!(sniff(b"GIF87a..."), Some(Format::Gif));
         assert_eq!(sniff(b"GIF89a"), Some(Format::Gif));
         assert_eq!(sniff(b"RIFF\x10\0\0\0WEBPVP8 "), Some(Format::Webp));
+        assert_eq!(sniff(b"\0\0\0\x1cftypavif"), Some(Format::Avif));
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! 2. parse the options (400 on a bad token);
 //! 3. parse the source against the configured base (400/403) and apply the source policy, so
 //!    a rendition of a source that config no longer allows is not served from cache either;
-//! 4. key = hash(source, canonical options, WebP-acceptance when `f_auto`); memory tier, then
-//!    disk tier;
+//! 4. key = hash(source, canonical options, AVIF/WebP acceptance when `f_auto`); memory tier,
+//!    then disk tier;
 //! 5. on a miss, one flight per key: be admitted by the pool (503 when its queue is full), get
 //!    the original (cached, or one coalesced fetch per source: 403/404/413/502/504), render on
-//!    the pool (413/415/422), store in both tiers unless the origin said `no-store`/`private`;
+//!    the pool (413/415/422), store in both tiers unless the origin said `no-store`/`private`
+//!    (with `output.avif_background`, an uncached `f_auto` AVIF is made in the background and
+//!    this request gets the non-AVIF variant with a short max-age);
 //! 6. build the response: stored ETag and 304 on `If-None-Match`, `Cache-Control` from config,
 //!    `Vary: Accept` only when the format was negotiated, `X-Cache`, `Age`, `Surrogate-Key`,
 //!    and `Server-Timing` for the work done.
@@ -57,9 +59,17 @@ pub async fn handle(
 
     // 4.
     let negotiated = transform.format == Some(FormatChoice::Auto);
-    let accepts_webp = reply::accepts(headers, "image/webp");
+    let accept = Accept {
+        webp: reply::accepts(headers, "image/webp"),
+        avif: reply::accepts(headers, "image/avif"),
+    };
     let source_key = key::source(&source);
-    let variant = key::variant(&source_key, &transform, accepts_webp);
+    let variant = key::variant(
+        &source_key,
+        &transform,
+        accept,
+        &state.settings.output_profile,
+    );
     if let Some((entry, tier)) = state.cache.get(&source_key, &variant).await {
         return Ok(respond(
             state,
@@ -78,20 +88,60 @@ pub async fn handle(
         source_key,
         variant,
         transform,
-        accepts_webp,
+        accept,
     };
-    let (made, _) = state.variants.run(variant, job.make()).await;
-    let made = made.ok_or(AppError::Pool(PoolError::Panicked))??;
+    let mut cache_control = state.settings.cache_control.as_str();
+    let made = if negotiated && accept.avif && state.settings.avif_background {
+        // The AVIF is encoded for the next request; this one gets what a client without AVIF
+        // would, from the cache when it is there, with a short max-age.
+        let stand_in = Accept {
+            avif: false,
+            ..accept
+        };
+        let job = job.background();
+        let job = Job {
+            variant: key::variant(
+                &source_key,
+                &job.transform,
+                stand_in,
+                &state.settings.output_profile,
+            ),
+            accept: stand_in,
+            ..job
+        };
+        cache_control = &state.settings.avif_background_cache_control;
+        if let Some((entry, tier)) = state.cache.get(&source_key, &job.variant).await {
+            let mut r = respond(state, headers, &entry, Status::Hit(tier), true, &source_key);
+            stand_in_headers(&mut r, cache_control);
+            return Ok(r);
+        }
+        job.run().await?
+    } else {
+        job.run().await?
+    };
 
     // 6.
-    Ok(respond(
+    let mut response = respond(
         state,
         headers,
         &made.entry,
         Status::Miss(made.timings),
         negotiated,
         &source_key,
-    ))
+    );
+    if cache_control != state.settings.cache_control {
+        stand_in_headers(&mut response, cache_control);
+    }
+    Ok(response)
+}
+
+/// Mark a stand-in answer (`output.avif_background`): short-lived, and saying so.
+fn stand_in_headers(response: &mut Response<Body>, cache_control: &str) {
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert("x-avif", HeaderValue::from_static("pending"));
 }
 
 /// Verify and strip the `s_<SIG>` segment. The signed message is exactly the raw path after
@@ -142,16 +192,37 @@ struct Stages {
     pipeline: Timings,
 }
 
+#[derive(Clone)]
 struct Job {
     state: Arc<AppState>,
     source: Source,
     source_key: Key,
     variant: Key,
     transform: Transform,
-    accepts_webp: bool,
+    accept: Accept,
 }
 
 impl Job {
+    /// One flight per variant: requests for the same key in flight share this one's result.
+    async fn run(self) -> Result<Made, AppError> {
+        let state = self.state.clone();
+        let (made, _) = state.variants.run(self.variant, self.make()).await;
+        made.ok_or(AppError::Pool(PoolError::Panicked))?
+    }
+
+    /// Start this job on its own task (its result goes to the cache only) and hand it back
+    /// to build a sibling job from.
+    fn background(self) -> Job {
+        let job = self.clone();
+        tokio::spawn(async move {
+            let variant = job.variant;
+            if let Err(e) = job.run().await {
+                tracing::debug!(variant = %variant.hex(), "background render failed: {e}");
+            }
+        });
+        self
+    }
+
     async fn make(self) -> Result<Made, AppError> {
         // Admitted before the fetch: under load the queue holds requests, not originals.
         let admission = self.state.pool.admit().await?;
@@ -159,9 +230,7 @@ impl Job {
         let limits = self.state.settings.limits;
         let default_quality = self.state.settings.default_quality;
         let codecs = self.state.settings.codecs;
-        let accept = Accept {
-            webp: self.accepts_webp,
-        };
+        let accept = self.accept;
         let transform = self.transform;
         let bytes = original.bytes.clone();
         let peak = pipeline::peak_memory(

@@ -345,3 +345,37 @@ async fn cache_errors_are_shared_by_waiters_and_not_cached() {
     assert_eq!(r.header("x-cache"), "MISS");
     assert_eq!(origin.hits(), 2);
 }
+
+#[tokio::test]
+async fn cache_new_default_quality_after_restart_makes_new_renditions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let origin = Origin::start(vec![]).await;
+    let path = img("w_300", &origin, JPG);
+    let serve = |quality: u8| {
+        let d = dir.path().to_string_lossy().into_owned();
+        let path = path.clone();
+        async move {
+            let p = proxy_with(move |c| {
+                c.cache.dir = d;
+                c.output.default_quality = quality;
+            })
+            .await;
+            (p.get(&path).await, p.get(&path).await)
+        }
+    };
+    let (made, hit) = serve(90).await;
+    assert_eq!(
+        (made.header("x-cache"), hit.header("x-cache")),
+        ("MISS", "HIT memory")
+    );
+    let (remade, _) = serve(40).await;
+    assert_eq!(
+        remade.header("x-cache"),
+        "MISS",
+        "not the q=90 rendition from disk"
+    );
+    assert!(remade.body.len() < made.body.len());
+    let (again, _) = serve(90).await;
+    assert_eq!(again.header("x-cache"), "HIT disk");
+    assert_eq!(again.body, made.body);
+}

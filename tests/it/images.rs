@@ -202,6 +202,7 @@ async fn img_explicit_formats() {
         ("jpeg", "image/jpeg", image::ImageFormat::Jpeg),
         ("png", "image/png", image::ImageFormat::Png),
         ("webp", "image/webp", image::ImageFormat::WebP),
+        ("avif", "image/avif", image::ImageFormat::Avif),
     ] {
         let r = p.get(&format!("/img/w_200,f_{f}/{PHOTO}")).await;
         r.assert_ok();
@@ -228,14 +229,34 @@ async fn img_webp_q100_is_lossless() {
 async fn img_auto_format_negotiates_and_varies() {
     let origin = Origin::start(vec![("/a.png", Reply::Body("image/png", alpha_png()))]).await;
     let p = proxy(|_| {}).await;
-    let webp = p
+    let avif = p
         .get_with(
             &format!("/img/w_200,f_auto/{PHOTO}"),
             &[("accept", "image/avif,image/webp,*/*")],
         )
         .await;
+    assert_eq!(avif.header("content-type"), "image/avif");
+    assert_eq!(avif.header("vary"), "Accept");
+    assert_eq!(avif.dims(), (200, 125));
+    let webp = p
+        .get_with(
+            &format!("/img/w_200,f_auto/{PHOTO}"),
+            &[("accept", "image/webp,*/*")],
+        )
+        .await;
     assert_eq!(webp.header("content-type"), "image/webp");
     assert_eq!(webp.header("vary"), "Accept");
+    let big = p
+        .get_with(
+            &format!("/img/w_1400,f_auto/{PHOTO}"),
+            &[("accept", "image/avif,image/webp,*/*")],
+        )
+        .await;
+    assert_eq!(
+        big.header("content-type"),
+        "image/webp",
+        "over output.avif_max_pixels → WebP"
+    );
     let jpeg = p
         .get_with(
             &format!("/img/w_200,f_auto/{PHOTO}"),
@@ -381,4 +402,59 @@ async fn img_rotate_flip_crop_blur_sharpen_end_to_end() {
     p.get(&format!("/img/r_45/{PHOTO}"))
         .await
         .assert_error(400, "bad-options");
+}
+
+#[tokio::test]
+async fn img_avif_background_answers_webp_first_then_avif() {
+    let p = proxy(|c| c.output.avif_background = true).await;
+    let path = format!("/img/w_200,f_auto/{PHOTO}");
+    let accept = [("accept", "image/avif,image/webp,*/*")];
+    let first = p.get_with(&path, &accept).await;
+    first.assert_ok();
+    assert_eq!(first.header("content-type"), "image/webp");
+    assert_eq!(first.header("cache-control"), "public, max-age=60");
+    assert_eq!(first.header("x-avif"), "pending");
+    assert_eq!(first.header("vary"), "Accept");
+    assert_eq!(first.dims(), (200, 125));
+    // The AVIF is made in the background; poll until it is cached (bounded).
+    let mut later = p.get_with(&path, &accept).await;
+    for _ in 0..200 {
+        if later.header("content-type") == "image/avif" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        later = p.get_with(&path, &accept).await;
+    }
+    assert_eq!(later.header("content-type"), "image/avif");
+    assert!(
+        later.header("x-cache").starts_with("HIT"),
+        "{:?}",
+        later.headers
+    );
+    assert_eq!(later.header("x-avif"), "");
+    assert_eq!(
+        later.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(later.dims(), (200, 125));
+    // A client without AVIF support gets the WebP the stand-in made, from the cache.
+    let webp = p.get_with(&path, &[("accept", "image/webp,*/*")]).await;
+    assert_eq!(webp.header("content-type"), "image/webp");
+    assert!(webp.header("x-cache").starts_with("HIT"));
+    assert_eq!(webp.body, first.body);
+}
+
+#[tokio::test]
+async fn img_avif_source_is_415_naming_avif() {
+    let p = proxy(|_| {}).await;
+    let avif = p.get(&format!("/img/w_50,f_avif/{PHOTO}")).await;
+    avif.assert_ok();
+    let origin = Origin::start(vec![(
+        "/a.avif",
+        Reply::Body("image/avif", avif.body.clone()),
+    )])
+    .await;
+    p.get(&format!("/img/w_20/{}", origin.url("/a.avif")))
+        .await
+        .assert_error(415, "AVIF input is not supported");
 }
