@@ -42,6 +42,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub admin: AdminConfig,
     pub security: SecurityConfig,
+    pub error: ErrorConfig,
     /// Named option sets: `thumb = "w_150,h_150,c_fill"` makes `p_thumb` available.
     pub presets: BTreeMap<String, String>,
 }
@@ -165,6 +166,28 @@ pub struct OutputConfig {
     pub avif_background: bool,
     /// `Cache-Control` max-age, in seconds, of those stand-in answers.
     pub avif_background_max_age: u64,
+    /// Widths a CDN should see: another `w_` is redirected (308) to the next one up.
+    pub width_buckets: Vec<u32>,
+    /// Qualities a CDN should see: another `q_` is redirected (308) to the next one up.
+    pub qualities: Vec<u8>,
+    /// Redirect (308) an options segment not spelled canonically to its canonical spelling.
+    pub canonical_redirect: bool,
+    /// `f_auto`: `vary` answers with `Vary: Accept`; `redirect` answers 302 to the URL with
+    /// the chosen explicit format, for CDNs that ignore `Vary`.
+    pub auto_format: AutoFormat,
+    /// Honour `DPR`/`Sec-CH-DPR`, `Sec-CH-Width`/`Width` and `Save-Data`; send `Accept-CH`.
+    pub client_hints: bool,
+    /// Quality used instead of the default when the client sends `Save-Data: on`.
+    pub save_data_quality: u8,
+}
+
+/// How `f_auto` tells caches that the answer depends on `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoFormat {
+    #[default]
+    Vary,
+    Redirect,
 }
 
 impl Default for OutputConfig {
@@ -178,6 +201,12 @@ impl Default for OutputConfig {
             avif_max_pixels: avif.max_pixels,
             avif_background: false,
             avif_background_max_age: 60,
+            width_buckets: Vec::new(),
+            qualities: Vec::new(),
+            canonical_redirect: false,
+            auto_format: AutoFormat::Vary,
+            client_hints: false,
+            save_data_quality: 50,
         }
     }
 }
@@ -243,6 +272,44 @@ pub struct SecurityConfig {
     pub signing_keys: Vec<String>,
     /// Refuse every option that is not a preset (`p_<name>`).
     pub only_presets: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorConfig {
+    /// An image (a path or URL, like a source) served, resized to the requested box, when the
+    /// origin answers 404; empty turns it off.
+    pub fallback_image: String,
+    /// `Cache-Control: max-age` of a fallback answer, in seconds.
+    pub fallback_max_age: u64,
+}
+
+impl Default for ErrorConfig {
+    fn default() -> Self {
+        ErrorConfig {
+            fallback_image: String::new(),
+            fallback_max_age: 60,
+        }
+    }
+}
+
+/// How URLs are steered towards few cacheable spellings (`output.width_buckets`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlPolicy {
+    /// Ascending, without duplicates.
+    pub width_buckets: Vec<u32>,
+    /// Ascending, without duplicates.
+    pub qualities: Vec<u8>,
+    pub canonical_redirect: bool,
+    pub auto_format: AutoFormat,
+}
+
+/// `error.fallback_image`, checked at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// As written in the config: parsed like the source part of an image URL.
+    pub source: String,
+    pub cache_control: String,
 }
 
 /// Start-up failed because of the configuration; the message names the key.
@@ -352,6 +419,11 @@ pub struct Settings {
     pub codecs: Codecs,
     pub cache_control: String,
     pub avif_background: bool,
+    pub urls: UrlPolicy,
+    pub client_hints: bool,
+    pub save_data_quality: u8,
+    /// `None` when `error.fallback_image` is empty.
+    pub fallback: Option<Fallback>,
     /// The settings output bytes depend on, in a canonical spelling: part of every variant
     /// cache key, so a changed setting never serves renditions made under the old one.
     pub output_profile: String,
@@ -418,6 +490,50 @@ impl TryFrom<Config> for Settings {
         }
         if !(1..=10).contains(&c.output.avif_speed) {
             return Err(invalid("output.avif_speed", "must be from 1 to 10".into()));
+        }
+        if !(1..=100).contains(&c.output.save_data_quality) {
+            return Err(invalid(
+                "output.save_data_quality",
+                "must be from 1 to 100".into(),
+            ));
+        }
+        let mut width_buckets = c.output.width_buckets.clone();
+        width_buckets.sort_unstable();
+        width_buckets.dedup();
+        if width_buckets
+            .iter()
+            .any(|&w| w == 0 || w > crate::options::MAX_DIMENSION)
+        {
+            return Err(invalid(
+                "output.width_buckets",
+                format!(
+                    "each width must be from 1 to {}",
+                    crate::options::MAX_DIMENSION
+                ),
+            ));
+        }
+        let mut qualities = c.output.qualities.clone();
+        qualities.sort_unstable();
+        qualities.dedup();
+        if qualities.iter().any(|q| !(1..=100).contains(q)) {
+            return Err(invalid(
+                "output.qualities",
+                "each quality must be from 1 to 100".into(),
+            ));
+        }
+        if !qualities.is_empty() && !qualities.contains(&c.output.default_quality) {
+            return Err(invalid(
+                "output.qualities",
+                "must contain output.default_quality".into(),
+            ));
+        }
+        let fallback = (!c.error.fallback_image.is_empty()).then(|| Fallback {
+            source: c.error.fallback_image.clone(),
+            cache_control: format!("public, max-age={}", c.error.fallback_max_age),
+        });
+        if let Some(f) = &fallback {
+            crate::source::parse(&f.source, None, &base)
+                .map_err(|e| invalid("error.fallback_image", e.to_string()))?;
         }
         if http::HeaderValue::from_str(&c.output.cache_control).is_err() {
             return Err(invalid(
@@ -518,6 +634,15 @@ impl TryFrom<Config> for Settings {
             codecs,
             output_profile,
             avif_background: c.output.avif_background,
+            urls: UrlPolicy {
+                width_buckets,
+                qualities,
+                canonical_redirect: c.output.canonical_redirect,
+                auto_format: c.output.auto_format,
+            },
+            client_hints: c.output.client_hints,
+            save_data_quality: c.output.save_data_quality,
+            fallback,
             avif_background_cache_control: format!(
                 "public, max-age={}",
                 c.output.avif_background_max_age

@@ -16,6 +16,19 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format whose [`Format::mime`] is `mime`.
+    pub fn from_mime(mime: &str) -> Option<Format> {
+        [
+            Format::Jpeg,
+            Format::Png,
+            Format::Webp,
+            Format::Gif,
+            Format::Avif,
+        ]
+        .into_iter()
+        .find(|f| f.mime() == mime)
+    }
+
     /// The `Content-Type` for this format.
     pub fn mime(self) -> &'static str {
         match self {

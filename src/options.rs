@@ -256,6 +256,34 @@ impl fmt::Display for Transform {
     }
 }
 
+/// Multiply `w`/`h` by a device pixel ratio given as text (a `DPR` client hint), clamped to
+/// the `dpr_` range 1..=4 and rounded to 3 decimals; `false` (and `t` unchanged) when the text
+/// is not a number or a size would pass [`MAX_DIMENSION`].
+pub fn apply_dpr(t: &mut Transform, dpr: &str) -> bool {
+    let Ok(value) = dpr.trim().parse::<f64>() else {
+        return false;
+    };
+    if !value.is_finite() {
+        return false;
+    }
+    let milli = ((value.clamp(1.0, 4.0) * DPR_SCALE as f64).round() as u64).clamp(DPR_MIN, DPR_MAX);
+    match (scale_by_dpr(t.width, milli), scale_by_dpr(t.height, milli)) {
+        (Some(width), Some(height)) => {
+            t.width = width;
+            t.height = height;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// True when the options segment spells the option `name` (`dpr`, `w`, `q`, …) itself.
+pub fn mentions(segment: &str, name: &str) -> bool {
+    segment
+        .split(',')
+        .any(|token| token.split_once('_').is_some_and(|(n, _)| n == name))
+}
+
 /// Parse the options segment (`_` alone means no options).
 pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
     if segment.is_empty() {

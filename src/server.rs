@@ -7,8 +7,10 @@
 
 mod admin;
 mod error;
+mod hints;
 mod image;
 mod reply;
+mod urls;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -25,13 +25,15 @@ use http::{Response, StatusCode};
 
 use super::error::AppError;
 use super::reply::{self, Body};
-use super::AppState;
+use super::{hints, urls, AppState};
 use crate::cache::{key, Entry, Key, Tier};
-use crate::options::{FormatChoice, Transform};
+use crate::config::AutoFormat;
+use crate::format::Format;
+use crate::options::{self, FormatChoice, Transform};
 use crate::pipeline::{self, Accept, Timings};
 use crate::pool::PoolError;
 use crate::signature;
-use crate::source::{self, Source};
+use crate::source::{self, Source, SourceError};
 
 /// Content type recorded for cached originals (they are re-sniffed on use, never served).
 const ORIGINAL: &str = "application/octet-stream";
@@ -42,19 +44,48 @@ pub async fn handle(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response<Body>, AppError> {
+    let settings = &state.settings;
     // 1. `rest` is everything after `/img/`.
-    let rest = check_signature(&state.settings.signing_keys, rest, query)?;
-    let (segment, source) = rest.split_once('/').ok_or(AppError::MissingSource)?;
-    if source.is_empty() {
+    let rest = check_signature(&settings.signing_keys, rest, query)?;
+    let (segment, raw_source) = rest.split_once('/').ok_or(AppError::MissingSource)?;
+    if raw_source.is_empty() {
         return Err(AppError::MissingSource);
     }
 
     // 2. Some clients percent-encode the commas of the options segment.
     let segment = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-    let transform = state.settings.presets.parse(&segment)?;
+    let mut transform = settings.presets.parse(&segment)?;
+    // CDN-friendly spellings (not where only presets are allowed: the respelling would be
+    // refused; a preset name is kept as it is).
+    if !settings.presets.only_presets() {
+        let snapped = urls::snap(&transform, &settings.urls);
+        let canonical = snapped.to_string();
+        let respell = settings.urls.canonical_redirect
+            && canonical != segment
+            && !options::mentions(&segment, "p");
+        if snapped != transform || respell {
+            let to = urls::location(&canonical, raw_source, query, &settings.signing_keys);
+            return Ok(urls::redirect(
+                StatusCode::PERMANENT_REDIRECT,
+                &to,
+                REDIRECT_CACHE_CONTROL,
+            ));
+        }
+    }
+    let hinted = if settings.client_hints {
+        hints::apply(
+            &mut transform,
+            &segment,
+            headers,
+            settings.save_data_quality,
+            &settings.urls,
+        )
+    } else {
+        hints::Consulted::default()
+    };
 
     // 3.
-    let source = source::parse(source, query, &state.settings.source.base)?;
+    let source = source::parse(raw_source, query, &settings.source.base)?;
     state.fetcher.authorize(&source)?;
 
     // 4.
@@ -63,25 +94,13 @@ pub async fn handle(
         webp: reply::accepts(headers, "image/webp"),
         avif: reply::accepts(headers, "image/avif"),
     };
+    let vary = Vary {
+        accept: negotiated,
+        hints: hinted,
+    };
     let source_key = key::source(&source);
-    let variant = key::variant(
-        &source_key,
-        &transform,
-        accept,
-        &state.settings.output_profile,
-    );
-    if let Some((entry, tier)) = state.cache.get(&source_key, &variant).await {
-        return Ok(respond(
-            state,
-            headers,
-            &entry,
-            Status::Hit(tier),
-            negotiated,
-            &source_key,
-        ));
-    }
-
-    // 5.
+    let variant = key::variant(&source_key, &transform, accept, &settings.output_profile);
+    let redirect_auto = negotiated && settings.urls.auto_format == AutoFormat::Redirect;
     let job = Job {
         state: state.clone(),
         source,
@@ -90,35 +109,63 @@ pub async fn handle(
         transform,
         accept,
     };
-    let mut cache_control = state.settings.cache_control.as_str();
-    let made = if negotiated && accept.avif && state.settings.avif_background {
+    if let Some((entry, tier)) = state.cache.get(&source_key, &variant).await {
+        if redirect_auto {
+            return Ok(job
+                .redirect_to_format(&entry, raw_source, query, false, vary)
+                .await);
+        }
+        return Ok(respond(
+            state,
+            headers,
+            &entry,
+            Status::Hit(tier),
+            vary,
+            &source_key,
+        ));
+    }
+
+    // 5.
+    let mut cache_control = settings.cache_control.as_str();
+    let made = if negotiated && accept.avif && settings.avif_background && !redirect_auto {
         // The AVIF is encoded for the next request; this one gets what a client without AVIF
         // would, from the cache when it is there, with a short max-age.
         let stand_in = Accept {
             avif: false,
             ..accept
         };
-        let job = job.background();
-        let job = Job {
+        let stand_in = Job {
             variant: key::variant(
                 &source_key,
                 &job.transform,
                 stand_in,
-                &state.settings.output_profile,
+                &settings.output_profile,
             ),
             accept: stand_in,
-            ..job
+            ..job.clone().background()
         };
-        cache_control = &state.settings.avif_background_cache_control;
-        if let Some((entry, tier)) = state.cache.get(&source_key, &job.variant).await {
-            let mut r = respond(state, headers, &entry, Status::Hit(tier), true, &source_key);
+        cache_control = &settings.avif_background_cache_control;
+        if let Some((entry, tier)) = state.cache.get(&source_key, &stand_in.variant).await {
+            let mut r = respond(state, headers, &entry, Status::Hit(tier), vary, &source_key);
             stand_in_headers(&mut r, cache_control);
             return Ok(r);
         }
-        job.run().await?
+        stand_in.run().await
     } else {
-        job.run().await?
+        job.clone().run().await
     };
+    let made = match made {
+        Ok(made) => made,
+        Err(AppError::Source(SourceError::NotFound)) if settings.fallback.is_some() => {
+            return fallback(&job, headers, vary).await;
+        }
+        Err(e) => return Err(e),
+    };
+    if redirect_auto {
+        return Ok(job
+            .redirect_to_format(&made.entry, raw_source, query, made.stored, vary)
+            .await);
+    }
 
     // 6.
     let mut response = respond(
@@ -126,12 +173,68 @@ pub async fn handle(
         headers,
         &made.entry,
         Status::Miss(made.timings),
-        negotiated,
+        vary,
         &source_key,
     );
-    if cache_control != state.settings.cache_control {
+    if cache_control != settings.cache_control {
         stand_in_headers(&mut response, cache_control);
     }
+    Ok(response)
+}
+
+/// `Cache-Control` of the 308s that steer to bucketed or canonical URLs: they depend on the
+/// URL and the configuration only, so shared caches may keep them, for a day (not forever:
+/// the configuration may change).
+const REDIRECT_CACHE_CONTROL: &str = "public, max-age=86400";
+
+/// `error.fallback_image` for an origin 404: the fallback rendered to the requested box (and
+/// cached as the fallback's own rendition, never under the missing source's key), answered
+/// with status 404, a short max-age and `X-Fallback`. If the fallback fails too, the 404.
+async fn fallback(job: &Job, headers: &HeaderMap, vary: Vary) -> Result<Response<Body>, AppError> {
+    let state = &job.state;
+    let not_found = AppError::Source(SourceError::NotFound);
+    let Some(fallback) = &state.settings.fallback else {
+        return Err(not_found);
+    };
+    let Ok(source) = source::parse(&fallback.source, None, &state.settings.source.base) else {
+        return Err(not_found);
+    };
+    let source_key = key::source(&source);
+    let variant = key::variant(
+        &source_key,
+        &job.transform,
+        job.accept,
+        &state.settings.output_profile,
+    );
+    let (entry, status) = match state.cache.get(&source_key, &variant).await {
+        Some((entry, tier)) => (entry, Status::Hit(tier)),
+        None => {
+            let made = Job {
+                state: state.clone(),
+                source,
+                source_key,
+                variant,
+                transform: job.transform.clone(),
+                accept: job.accept,
+            }
+            .run()
+            .await
+            .map_err(|e| {
+                tracing::warn!("error.fallback_image failed: {e}");
+                not_found.clone()
+            })?;
+            (made.entry, Status::Miss(made.timings))
+        }
+    };
+    let mut response = respond(state, headers, &entry, status, vary, &job.source_key);
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+    }
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&fallback.cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert("x-fallback", HeaderValue::from_static("origin-404"));
     Ok(response)
 }
 
@@ -176,6 +279,8 @@ fn check_signature<'a>(
 pub struct Made {
     entry: Arc<Entry>,
     timings: Stages,
+    /// Stored in the cache (the origin allowed it).
+    stored: bool,
 }
 
 /// An original, from the cache or the origin.
@@ -221,6 +326,46 @@ impl Job {
             }
         });
         self
+    }
+
+    /// `output.auto_format = "redirect"`: answer 302 to this URL with the format `entry` was
+    /// made in spelled out, and store `entry` under that URL's key too so the redirected
+    /// request is a hit. Private to the client: the answer depends on its `Accept`.
+    async fn redirect_to_format(
+        &self,
+        entry: &Arc<Entry>,
+        raw_source: &str,
+        query: Option<&str>,
+        store: bool,
+        vary: Vary,
+    ) -> Response<Body> {
+        let settings = &self.state.settings;
+        let format = Format::from_mime(&entry.content_type);
+        let mut explicit = self.transform.clone();
+        explicit.format = format.map(FormatChoice::Fixed);
+        if store && format.is_some() {
+            let variant = key::variant(
+                &self.source_key,
+                &explicit,
+                self.accept,
+                &settings.output_profile,
+            );
+            self.state
+                .cache
+                .put(&self.source_key, &variant, entry.clone())
+                .await;
+        }
+        let to = urls::location(
+            &explicit.to_string(),
+            raw_source,
+            query,
+            &settings.signing_keys,
+        );
+        let mut r = urls::redirect(StatusCode::FOUND, &to, "private, max-age=86400");
+        if let Some(v) = vary.header() {
+            r.headers_mut().insert(header::VARY, v);
+        }
+        r
     }
 
     async fn make(self) -> Result<Made, AppError> {
@@ -273,6 +418,7 @@ impl Job {
                 fetch: original.fetch,
                 pipeline: rendered.timings,
             },
+            stored: original.storable,
         })
     }
 
@@ -308,6 +454,27 @@ impl Job {
     }
 }
 
+/// The request headers a response depends on.
+#[derive(Clone, Copy)]
+struct Vary {
+    /// `f_auto`: the format came from `Accept`.
+    accept: bool,
+    hints: hints::Consulted,
+}
+
+impl Vary {
+    fn header(self) -> Option<HeaderValue> {
+        let hints = self.hints.vary();
+        let value = match (self.accept, hints.is_empty()) {
+            (false, true) => return None,
+            (true, true) => "Accept".to_owned(),
+            (false, false) => hints,
+            (true, false) => format!("Accept, {hints}"),
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+}
+
 enum Status {
     Hit(Tier),
     Miss(Stages),
@@ -318,7 +485,7 @@ fn respond(
     request: &HeaderMap,
     entry: &Entry,
     status: Status,
-    negotiated: bool,
+    vary: Vary,
     source_key: &Key,
 ) -> Response<Body> {
     let etag = HeaderValue::from_str(&entry.etag).unwrap_or(HeaderValue::from_static("\"\""));
@@ -335,8 +502,11 @@ fn respond(
     if let Ok(v) = HeaderValue::from_str(&state.settings.cache_control) {
         h.insert(header::CACHE_CONTROL, v);
     }
-    if negotiated {
-        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Some(v) = vary.header() {
+        h.insert(header::VARY, v);
+    }
+    if state.settings.client_hints {
+        h.insert("accept-ch", HeaderValue::from_static(hints::ACCEPT_CH));
     }
     // The source hash lets a CDN purge every variant of one source (Fastly, Cloudflare).
     if let Ok(tag) = HeaderValue::from_str(&source_key.hex()) {

@@ -10,3 +10,4 @@ mod images;
 mod security;
 mod sources;
 mod support;
+mod urls;

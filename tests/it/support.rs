@@ -240,8 +240,10 @@ pub async fn proxy_with(adjust: impl FnOnce(&mut Config)) -> Proxy {
     tokio::spawn(server::run(listener, server_state, async move {
         let _ = stopped.await;
     }));
+    // Redirects are answers under test here: never followed.
     let client = reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     Proxy {
