@@ -7,7 +7,7 @@
 //! Grammar: comma-separated `name_value` tokens (split at the first `_`), each name at most once,
 //! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
 //! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
-//! `q_1..100`, `f_jpeg|jpg|png|webp|avif|auto`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
+//! `q_1..100`, `f_jpeg|jpg|png|webp|avif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
 //! `crop_<x>_<y>_<w>_<h>` (source pixels), `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
 //! (0.1..=10), sigmas with at most one decimal.
 //!
@@ -59,6 +59,8 @@ pub enum FormatChoice {
     Auto,
     /// This exact format (never `Gif`).
     Fixed(Format),
+    /// `f_lqip`: a tiny blurred WebP placeholder (at most 32 px, at most 1 KB) of the result.
+    Lqip,
 }
 
 /// A clockwise turn by `r_`, in quarter turns (0..=3).
@@ -222,6 +224,7 @@ impl fmt::Display for Transform {
         match self.format {
             None => {}
             Some(FormatChoice::Auto) => put(f, format_args!("f_auto"))?,
+            Some(FormatChoice::Lqip) => put(f, format_args!("f_lqip"))?,
             Some(FormatChoice::Fixed(format)) => put(f, format_args!("f_{}", format.name()))?,
         }
         if self.background != Rgb::default() {
@@ -365,7 +368,12 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     "webp" => FormatChoice::Fixed(Format::Webp),
                     "avif" => FormatChoice::Fixed(Format::Avif),
                     "auto" => FormatChoice::Auto,
-                    _ => return Err(bad("format must be jpeg, jpg, png, webp, avif or auto")),
+                    "lqip" => FormatChoice::Lqip,
+                    _ => {
+                        return Err(bad(
+                            "format must be jpeg, jpg, png, webp, avif, auto or lqip",
+                        ))
+                    }
                 });
             }
             Opt::Background => {
@@ -687,6 +695,7 @@ mod tests {
             ("f_webp", "f_webp"),
             ("f_avif", "f_avif"),
             ("f_auto", "f_auto"),
+            ("f_lqip", "f_lqip"),
             // background
             ("bg_000000", "bg_000000"),
             ("bg_FFaa00", "bg_ffaa00"),
@@ -964,6 +973,7 @@ mod tests {
     fn format_choice() -> impl Strategy<Value = FormatChoice> {
         prop_oneof![
             Just(FormatChoice::Auto),
+            Just(FormatChoice::Lqip),
             Just(FormatChoice::Fixed(Format::Jpeg)),
             Just(FormatChoice::Fixed(Format::Png)),
             Just(FormatChoice::Fixed(Format::Webp)),

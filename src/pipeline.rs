@@ -14,10 +14,12 @@ mod filter;
 mod frames;
 mod jpeg;
 mod jpeg_dc;
+mod lqip;
 mod orient;
 mod probe;
 mod resize;
 mod sniff;
+mod summary;
 #[cfg(test)]
 mod tests;
 
@@ -25,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use crate::format::Format;
 use crate::layout::{self, LayoutError, Rect};
-use crate::options::{CropRect, Transform};
+use crate::options::{CropRect, FormatChoice, Transform};
+
+pub use summary::Summary;
 
 /// Resource limits, checked before any large allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +130,8 @@ pub struct Rendered {
     pub format: Format,
     pub width: u32,
     pub height: u32,
+    /// The output has an alpha channel.
+    pub alpha: bool,
     pub timings: Timings,
 }
 
@@ -260,6 +266,11 @@ fn user_crop(
 /// (cheap enough for the async side). The pool admits jobs against a memory budget with it.
 /// Inputs that will fail early (bad header, over a limit) cost little and estimate 0.
 pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
+    let placeholder = placeholder_transform(req.transform);
+    let req = &Request {
+        transform: placeholder.as_ref().unwrap_or(req.transform),
+        ..req.clone()
+    };
     let Ok(p) = prepare(bytes, req, limits) else {
         return 0;
     };
@@ -303,6 +314,32 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
 /// Limits are checked in this order, each before the allocation it guards: source pixels (from
 /// the header), output pixels (from the plan), decoder buffer bytes (before decoding).
 pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Rendered, PipelineError> {
+    render_inner(bytes, req, limits, false).map(|(r, _)| r)
+}
+
+/// [`render`], and a [`Summary`] of the output pixels (dominant colour, ThumbHash) for `/meta`.
+pub fn render_with_summary(
+    bytes: &[u8],
+    req: &Request<'_>,
+    limits: &Limits,
+) -> Result<(Rendered, Summary), PipelineError> {
+    let (rendered, summary) = render_inner(bytes, req, limits, true)?;
+    let summary =
+        summary.ok_or_else(|| PipelineError::Internal("summary was not computed".into()))?;
+    Ok((rendered, summary))
+}
+
+fn render_inner(
+    bytes: &[u8],
+    req: &Request<'_>,
+    limits: &Limits,
+    summarize: bool,
+) -> Result<(Rendered, Option<Summary>), PipelineError> {
+    let placeholder = placeholder_transform(req.transform);
+    let req = &Request {
+        transform: placeholder.as_ref().unwrap_or(req.transform),
+        ..req.clone()
+    };
     let t = req.transform;
     let start = Instant::now();
 
@@ -386,6 +423,12 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
     };
     let resize_time = resize_start.elapsed().saturating_sub(orient_time);
 
+    let summary = if summarize {
+        Some(summary::summarize(&img)?)
+    } else {
+        None
+    };
+
     // 9. Encode, without metadata.
     let encode_start = Instant::now();
     let quality = match (t.quality, out_format) {
@@ -393,18 +436,30 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
         (None, Format::Avif) => req.codecs.avif.quality,
         (None, _) => req.default_quality,
     };
-    let out = encode::encode(&img, out_format, quality, &req.codecs.avif)?;
-    Ok(Rendered {
+    let alpha = img.alpha;
+    let out = if placeholder.is_some() {
+        lqip::encode(img, t.blur.is_some())?
+    } else {
+        encode::encode(&img, out_format, quality, &req.codecs.avif)?
+    };
+    let rendered = Rendered {
         bytes: out,
         format: out_format,
         width: plan.canvas.0,
         height: plan.canvas.1,
+        alpha,
         timings: Timings {
             decode: decode_time,
             resize: resize_time,
             encode: encode_start.elapsed(),
         },
-    })
+    };
+    Ok((rendered, summary))
+}
+
+/// For `f_lqip`, the transform scaled down to the placeholder's size.
+fn placeholder_transform(t: &Transform) -> Option<Transform> {
+    (t.format == Some(FormatChoice::Lqip)).then(|| lqip::transform(t))
 }
 
 /// Decoded 8-bit pixels: RGB, or RGBA when `alpha`, rows packed without padding.

@@ -9,6 +9,7 @@ mod admin;
 mod error;
 mod hints;
 mod image;
+mod meta;
 mod reply;
 mod urls;
 
@@ -183,7 +184,25 @@ async fn dispatch(
     }
     if let Some(rest) = path.strip_prefix("/img/") {
         require_get_or_head(req.method())?;
-        return image::handle(state, rest, req.uri().query(), req.headers()).await;
+        return image::handle(
+            state,
+            image::Mode::Image,
+            rest,
+            req.uri().query(),
+            req.headers(),
+        )
+        .await;
+    }
+    if let Some(rest) = path.strip_prefix("/meta/") {
+        require_get_or_head(req.method())?;
+        return image::handle(
+            state,
+            image::Mode::Meta,
+            rest,
+            req.uri().query(),
+            req.headers(),
+        )
+        .await;
     }
     if path == "/admin/purge" {
         return admin::purge(state, req).await;

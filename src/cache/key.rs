@@ -76,7 +76,7 @@ pub fn variant(source: &Key, transform: &Transform, accept: Accept, profile: &st
         (Some(FormatChoice::Auto), false, false) => b"auto:no-webp",
         (Some(FormatChoice::Auto), true, true) => b"auto:avif+webp",
         (Some(FormatChoice::Auto), true, false) => b"auto:avif",
-        (Some(FormatChoice::Fixed(_)) | None, _, _) => b"",
+        (Some(FormatChoice::Fixed(_) | FormatChoice::Lqip) | None, _, _) => b"",
     };
     hash(
         "imgcdn variant",
@@ -87,6 +87,11 @@ pub fn variant(source: &Key, transform: &Transform, accept: Accept, profile: &st
             profile.as_bytes(),
         ],
     )
+}
+
+/// The key of the `/meta` JSON about one rendition.
+pub fn meta(variant: &Key) -> Key {
+    hash("imgcdn meta", &[&variant.0])
 }
 
 #[cfg(test)]

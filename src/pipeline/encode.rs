@@ -38,6 +38,7 @@ pub(crate) fn choose(
         },
         Some(FormatChoice::Fixed(Format::Gif)) => Format::Png,
         Some(FormatChoice::Fixed(f)) => f,
+        Some(FormatChoice::Lqip) => Format::Webp,
         Some(FormatChoice::Auto) => {
             if accept.avif && u64::from(size.0) * u64::from(size.1) <= avif_max_pixels {
                 Format::Avif

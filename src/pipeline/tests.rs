@@ -1121,3 +1121,32 @@ fn render_auto_beyond_avif_max_pixels_is_webp() {
     let big = render(&bytes, &req(799), &LIMITS).expect("render");
     assert_eq!(big.format, Format::Webp);
 }
+
+#[test]
+fn render_lqip_is_a_tiny_webp_of_the_same_shape() {
+    let bytes = fixture!("photo-2560x1600.jpg");
+    let placeholder = |opts: &str| {
+        let t = crate::options::parse(opts).expect("options");
+        let r = ok(&bytes, &t);
+        assert_eq!(r.format, Format::Webp, "{opts}");
+        assert!(r.bytes.len() <= 1024, "{opts}: {} B", r.bytes.len());
+        let img = decoded(&r);
+        assert_eq!(img.dimensions(), (r.width, r.height));
+        (r.width, r.height)
+    };
+    assert_eq!(placeholder("f_lqip"), (32, 20));
+    assert_eq!(placeholder("w_300,f_lqip"), (32, 20));
+    assert_eq!(placeholder("w_20,f_lqip"), (20, 13));
+    assert_eq!(placeholder("w_600,h_300,c_fill,f_lqip"), (32, 16));
+    assert_eq!(placeholder("w_300,h_300,c_pad,f_lqip"), (32, 32));
+    // The placeholder keeps the colours of the image it stands for.
+    let full = decoded(&ok(&bytes, &tf(Some(32), None)));
+    let lqip = decoded(&ok(
+        &bytes,
+        &crate::options::parse("f_lqip").expect("options"),
+    ));
+    let (a, b) = (mean_rgb(&full), mean_rgb(&lqip));
+    for c in 0..3 {
+        assert!((a[c] - b[c]).abs() < 6.0, "{a:?} vs {b:?}");
+    }
+}

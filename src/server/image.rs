@@ -25,7 +25,7 @@ use http::{Response, StatusCode};
 
 use super::error::AppError;
 use super::reply::{self, Body};
-use super::{hints, urls, AppState};
+use super::{hints, meta, urls, AppState};
 use crate::cache::{key, Entry, Key, Tier};
 use crate::config::AutoFormat;
 use crate::format::Format;
@@ -38,8 +38,26 @@ use crate::source::{self, Source, SourceError};
 /// Content type recorded for cached originals (they are re-sniffed on use, never served).
 const ORIGINAL: &str = "application/octet-stream";
 
+/// What a request under `/img/` or `/meta/` answers: the image, or JSON about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Image,
+    Meta,
+}
+
+impl Mode {
+    /// The route prefix, for redirect locations.
+    fn prefix(self) -> &'static str {
+        match self {
+            Mode::Image => "/img",
+            Mode::Meta => "/meta",
+        }
+    }
+}
+
 pub async fn handle(
     state: &Arc<AppState>,
+    mode: Mode,
     rest: &str,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -64,7 +82,13 @@ pub async fn handle(
             && canonical != segment
             && !options::mentions(&segment, "p");
         if snapped != transform || respell {
-            let to = urls::location(&canonical, raw_source, query, &settings.signing_keys);
+            let to = urls::location(
+                mode.prefix(),
+                &canonical,
+                raw_source,
+                query,
+                &settings.signing_keys,
+            );
             return Ok(urls::redirect(
                 StatusCode::PERMANENT_REDIRECT,
                 &to,
@@ -100,7 +124,11 @@ pub async fn handle(
     };
     let source_key = key::source(&source);
     let variant = key::variant(&source_key, &transform, accept, &settings.output_profile);
-    let redirect_auto = negotiated && settings.urls.auto_format == AutoFormat::Redirect;
+    let (variant, image) = match mode {
+        Mode::Image => (variant, true),
+        Mode::Meta => (key::meta(&variant), false),
+    };
+    let redirect_auto = image && negotiated && settings.urls.auto_format == AutoFormat::Redirect;
     let job = Job {
         state: state.clone(),
         source,
@@ -108,6 +136,7 @@ pub async fn handle(
         variant,
         transform,
         accept,
+        mode,
     };
     if let Some((entry, tier)) = state.cache.get(&source_key, &variant).await {
         if redirect_auto {
@@ -127,7 +156,7 @@ pub async fn handle(
 
     // 5.
     let mut cache_control = settings.cache_control.as_str();
-    let made = if negotiated && accept.avif && settings.avif_background && !redirect_auto {
+    let made = if image && negotiated && accept.avif && settings.avif_background && !redirect_auto {
         // The AVIF is encoded for the next request; this one gets what a client without AVIF
         // would, from the cache when it is there, with a short max-age.
         let stand_in = Accept {
@@ -156,7 +185,7 @@ pub async fn handle(
     };
     let made = match made {
         Ok(made) => made,
-        Err(AppError::Source(SourceError::NotFound)) if settings.fallback.is_some() => {
+        Err(AppError::Source(SourceError::NotFound)) if image && settings.fallback.is_some() => {
             return fallback(&job, headers, vary).await;
         }
         Err(e) => return Err(e),
@@ -216,6 +245,7 @@ async fn fallback(job: &Job, headers: &HeaderMap, vary: Vary) -> Result<Response
                 variant,
                 transform: job.transform.clone(),
                 accept: job.accept,
+                mode: Mode::Image,
             }
             .run()
             .await
@@ -305,6 +335,7 @@ struct Job {
     variant: Key,
     transform: Transform,
     accept: Accept,
+    mode: Mode,
 }
 
 impl Job {
@@ -356,6 +387,7 @@ impl Job {
                 .await;
         }
         let to = urls::location(
+            Mode::Image.prefix(),
             &explicit.to_string(),
             raw_source,
             query,
@@ -388,7 +420,8 @@ impl Job {
             },
             &limits,
         );
-        let rendered = admission
+        let mode = self.mode;
+        let (body, content_type, timings) = admission
             .run(peak, move || {
                 let request = pipeline::Request {
                     transform: &transform,
@@ -396,16 +429,17 @@ impl Job {
                     default_quality,
                     codecs,
                 };
-                pipeline::render(&bytes, &request, &limits)
+                match mode {
+                    Mode::Image => pipeline::render(&bytes, &request, &limits)
+                        .map(|r| (r.bytes, r.format.mime(), r.timings)),
+                    Mode::Meta => pipeline::render_with_summary(&bytes, &request, &limits)
+                        .map(|(r, s)| (meta::json(&r, &s), meta::CONTENT_TYPE, r.timings)),
+                }
             })
             .await??;
-        let body = Bytes::from(rendered.bytes);
+        let body = Bytes::from(body);
         let etag = reply::etag(&body);
-        let entry = Arc::new(Entry::new(
-            body,
-            rendered.format.mime(),
-            etag.to_str().unwrap_or(""),
-        ));
+        let entry = Arc::new(Entry::new(body, content_type, etag.to_str().unwrap_or("")));
         if original.storable {
             self.state
                 .cache
@@ -416,7 +450,7 @@ impl Job {
             entry,
             timings: Stages {
                 fetch: original.fetch,
-                pipeline: rendered.timings,
+                pipeline: timings,
             },
             stored: original.storable,
         })

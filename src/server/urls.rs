@@ -53,20 +53,26 @@ pub fn snap(t: &Transform, policy: &UrlPolicy) -> Transform {
     out
 }
 
-/// The path of the same request with `options` as its options segment: `/img/[s_SIG/]` +
-/// `options/source` + `?query`, signed with the first key when there are keys.
-pub fn location(options: &str, source: &str, query: Option<&str>, keys: &[String]) -> String {
+/// The path of the same request with `options` as its options segment: `prefix` (`/img`)
+/// + `/[s_SIG/]` + `options/source` + `?query`, signed with the first key when there are keys.
+pub fn location(
+    prefix: &str,
+    options: &str,
+    source: &str,
+    query: Option<&str>,
+    keys: &[String],
+) -> String {
     let message = match query {
         Some(q) => format!("/{options}/{source}?{q}"),
         None => format!("/{options}/{source}"),
     };
     match keys.first() {
         Some(key) => format!(
-            "/img/{}{}{message}",
+            "{prefix}/{}{}{message}",
             signature::PREFIX,
             signature::sign(key, &message)
         ),
-        None => format!("/img{message}"),
+        None => format!("{prefix}{message}"),
     }
 }
 
@@ -139,11 +145,11 @@ mod tests {
     #[test]
     fn location_keeps_source_and_query_and_signs() {
         assert_eq!(
-            location("w_128", "https://a.example/x.jpg", Some("v=1"), &[]),
+            location("/img", "w_128", "https://a.example/x.jpg", Some("v=1"), &[]),
             "/img/w_128/https://a.example/x.jpg?v=1"
         );
         let keys = vec!["0123456789abcdef".to_string()];
-        let signed = location("w_128", "x.jpg", None, &keys);
+        let signed = location("/img", "w_128", "x.jpg", None, &keys);
         let sig = signature::sign(&keys[0], "/w_128/x.jpg");
         assert_eq!(signed, format!("/img/s_{sig}/w_128/x.jpg"));
     }
