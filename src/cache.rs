@@ -99,6 +99,17 @@ impl Cache {
         }
     }
 
+    /// False when the disk tier is configured but its directory cannot be written (a full
+    /// or read-only volume). Runs a few blocking syscalls on a blocking thread.
+    pub async fn disk_usable(&self) -> bool {
+        let Some(disk) = self.disk.clone() else {
+            return true;
+        };
+        tokio::task::spawn_blocking(move || disk.writable())
+            .await
+            .unwrap_or(false)
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

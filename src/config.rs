@@ -43,6 +43,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub security: SecurityConfig,
     pub error: ErrorConfig,
+    pub log: LogConfig,
     /// Named option sets: `thumb = "w_150,h_150,c_fill"` makes `p_thumb` available.
     pub presets: BTreeMap<String, String>,
 }
@@ -60,6 +61,8 @@ pub struct ServerConfig {
     pub header_timeout_ms: u64,
     /// Most client connections open at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// After SIGTERM/SIGINT, requests in flight get this long to finish before exit.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             header_timeout_ms: 10_000,
             max_connections: 4096,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -274,6 +278,21 @@ pub struct SecurityConfig {
     pub only_presets: bool,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (one human-readable line per event) or `json` (one JSON object per line).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ErrorConfig {
@@ -409,6 +428,7 @@ pub struct Settings {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    pub shutdown_grace: Duration,
     pub source: source::Settings,
     pub limits: Limits,
     pub workers: usize,
@@ -609,6 +629,7 @@ impl TryFrom<Config> for Settings {
             max_header_bytes: c.server.max_header_bytes,
             header_timeout: Duration::from_millis(c.server.header_timeout_ms),
             max_connections: c.server.max_connections,
+            shutdown_grace: Duration::from_millis(c.server.shutdown_grace_ms),
             source: source::Settings {
                 base,
                 // Patterns are normalised (case, IDNA, trailing dot) when the fetcher parses them.

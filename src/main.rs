@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use imgcdn::config::{Config, Overrides, Settings};
+use imgcdn::config::{Config, LogFormat, Overrides, Settings};
 use imgcdn::server::{self, AppState};
 
 #[derive(Parser)]
@@ -56,14 +56,20 @@ fn main() -> ExitCode {
     // collector) never stalls a reactor thread; past 128k pending lines new ones are dropped
     // rather than waited for. The guard flushes what is pending when main returns.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
-    tracing_subscriber::fmt()
+    // The log format comes from the config; a broken config is reported by the command below.
+    let log_format = Config::load(cli.config.as_deref(), &Overrides::default())
+        .map(|c| c.log.format)
+        .unwrap_or_default();
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer)
-        .init();
+        .with_writer(writer);
+    match log_format {
+        LogFormat::Json => logger.json().init(),
+        LogFormat::Text => logger.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, Overrides { listen: cli.listen }),
         Command::Sign { path } => sign(cli.config, &path),

@@ -1,7 +1,10 @@
 //! The HTTP service: accepts connections, routes requests, and turns results and errors into
 //! responses. A request for an image reads top to bottom in [`image::handle`].
 //!
-//! Routes: `GET /health` → `OK` (the original demo's contract); `GET|HEAD /img/<options>/<source>`.
+//! Routes: `GET /health` → `OK` (the original demo's contract); `GET /ready`;
+//! `GET|HEAD /img/<options>/<source>` and `/meta/<options>/<source>`; `POST /admin/purge`.
+//! Every response carries `X-Request-Id` (the client's, or a new one) and makes one access-log
+//! line: method, canonical path, status, bytes, cache tier, ms, request id.
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and each
 //! gets its own [`AppState`]: nothing here is process-global.
 
@@ -15,6 +18,8 @@ mod urls;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,6 +51,10 @@ pub struct AppState {
     variants: Flights<Key, Result<image::Made, AppError>>,
     /// Originals being fetched, one flight per source key.
     sources: Flights<Key, Result<image::Original, AppError>>,
+    /// Set when shutdown begins: `/ready` fails so load balancers stop sending requests.
+    draining: AtomicBool,
+    /// Seeds request ids this process makes up.
+    request_ids: RequestIds,
 }
 
 impl AppState {
@@ -66,12 +75,15 @@ impl AppState {
             cache,
             variants: Flights::default(),
             sources: Flights::default(),
+            draining: AtomicBool::new(false),
+            request_ids: RequestIds::default(),
         })
     }
 }
 
-/// Serve connections from `listener` until `shutdown` completes, then let the requests in
-/// flight finish.
+/// Serve connections from `listener` until `shutdown` completes; then stop accepting, answer
+/// `/ready` with 503, and let the requests in flight finish within `server.shutdown_grace_ms`
+/// (connections still busy after that are dropped).
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -130,7 +142,18 @@ pub async fn run(
             drop(permit);
         });
     }
-    graceful.shutdown().await;
+    state.draining.store(true, Ordering::Relaxed);
+    drop(listener);
+    let grace = state.settings.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "requests still in flight after the shutdown grace period; exiting anyway"
+        );
+    }
     Ok(())
 }
 
@@ -142,26 +165,39 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
+    let id = request_id(state, req.headers());
     let result = dispatch(state, req).await;
-    let response = match result {
+    let mut response = match result {
         Ok(response) => response,
         Err(e) => {
             if e.status().is_server_error() {
-                tracing::warn!(code = e.code(), error = %e, "request failed");
+                tracing::warn!(code = e.code(), error = %e, request_id = %id, "request failed");
             }
             reply::error(&e)
         }
     };
+    if let Ok(v) = http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
     let response = if method == Method::HEAD {
         strip_body(response)
     } else {
         response
     };
+    let h = response.headers();
+    let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let path = response
+        .extensions()
+        .get::<image::LogPath>()
+        .map_or_else(|| truncate(&target, 200), |p| truncate(&p.0, 200));
     tracing::info!(
         %method,
-        target = %truncate(&target, 200),
+        path,
         status = response.status().as_u16(),
+        bytes = header("content-length"),
+        cache = header("x-cache"),
         ms = started.elapsed().as_secs_f64() * 1e3,
+        request_id = %id,
         "request"
     );
     response
@@ -204,6 +240,10 @@ async fn dispatch(
         )
         .await;
     }
+    if path == "/ready" {
+        require_get_or_head(req.method())?;
+        return Ok(ready(state).await);
+    }
     if path == "/admin/purge" {
         return admin::purge(state, req).await;
     }
@@ -225,6 +265,51 @@ fn health() -> Response<Body> {
         .headers_mut()
         .insert(http::header::CONTENT_LENGTH, 2.into());
     response
+}
+
+/// `/ready`: 200 `ready` while the server takes traffic; 503 while draining for shutdown or
+/// while the disk cache directory cannot be written.
+async fn ready(state: &AppState) -> Response<Body> {
+    if state.draining.load(Ordering::Relaxed) {
+        return reply::text(StatusCode::SERVICE_UNAVAILABLE, "draining", false);
+    }
+    if !state.cache.disk_usable().await {
+        return reply::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disk cache not writable",
+            false,
+        );
+    }
+    reply::text(StatusCode::OK, "ready", false)
+}
+
+/// Request ids made up for requests that bring none: a per-process random seed hashed with a
+/// counter, as 16 hex digits.
+#[derive(Default)]
+struct RequestIds {
+    seed: RandomState,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn make(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}", self.seed.hash_one(n))
+    }
+}
+
+/// The client's `X-Request-Id` when it is a sane token (1-128 of `[A-Za-z0-9._:-]`), else a
+/// new one.
+fn request_id(state: &AppState, headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        })
+        .map_or_else(|| state.request_ids.make(), str::to_owned)
 }
 
 /// A HEAD response keeps every header of the GET response (Content-Length included) and has

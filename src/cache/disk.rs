@@ -64,6 +64,14 @@ impl Disk {
         &self.dir
     }
 
+    /// The directory exists (or can be made) and takes a write: `/ready` asks this.
+    pub fn writable(&self) -> bool {
+        let probe = self.dir.join(".ready-probe");
+        std::fs::create_dir_all(&self.dir).is_ok()
+            && std::fs::write(&probe, b"ok").is_ok()
+            && std::fs::remove_file(&probe).is_ok()
+    }
+
     /// Bytes in the tier (approximate between sweeps).
     pub fn usage(&self) -> u64 {
         self.usage.load(Ordering::Relaxed)

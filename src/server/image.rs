@@ -55,12 +55,33 @@ impl Mode {
     }
 }
 
+/// The request's path with the canonical options (no signature), for the access log; put in
+/// the response's extensions.
+#[derive(Debug, Clone)]
+pub struct LogPath(pub String);
+
 pub async fn handle(
     state: &Arc<AppState>,
     mode: Mode,
     rest: &str,
     query: Option<&str>,
     headers: &HeaderMap,
+) -> Result<Response<Body>, AppError> {
+    let mut log_path = None;
+    let mut response = answer(state, mode, rest, query, headers, &mut log_path).await?;
+    if let Some(path) = log_path {
+        response.extensions_mut().insert(LogPath(path));
+    }
+    Ok(response)
+}
+
+async fn answer(
+    state: &Arc<AppState>,
+    mode: Mode,
+    rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    log_path: &mut Option<String>,
 ) -> Result<Response<Body>, AppError> {
     let settings = &state.settings;
     // 1. `rest` is everything after `/img/`.
@@ -107,6 +128,7 @@ pub async fn handle(
     } else {
         hints::Consulted::default()
     };
+    *log_path = Some(format!("{}/{transform}/{raw_source}", mode.prefix()));
 
     // 3.
     let source = source::parse(raw_source, query, &settings.source.base)?;

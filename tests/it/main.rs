@@ -7,6 +7,7 @@ mod cache;
 mod errors;
 mod headers;
 mod images;
+mod lifecycle;
 mod meta;
 mod security;
 mod sources;

@@ -1,0 +1,138 @@
+//! Operating the server: `/ready`, request ids, graceful shutdown with a grace period.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imgcdn::config::{Config, Settings};
+use imgcdn::server::{self, AppState};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::support::*;
+
+const PHOTO: &str = "photo-2560x1600.jpg";
+
+#[tokio::test]
+async fn ready_answers_ready_and_fails_when_the_disk_cache_cannot_be_written() {
+    let p = proxy(|_| {}).await;
+    let r = p.get("/ready").await;
+    assert_eq!((r.status, r.text().trim()), (200, "ready"));
+    assert_eq!(r.header("cache-control"), "no-store");
+    // A cache directory under a regular file can never be created (even as root).
+    let blocker = tempfile::NamedTempFile::new().expect("file");
+    let dir = blocker.path().join("cache").to_string_lossy().into_owned();
+    let broken = proxy_with(move |c| c.cache.dir = dir).await;
+    let r = broken.get("/ready").await;
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("disk cache"), "{}", r.text());
+    // Images are still served (a disk failure never fails a request); /health stays OK.
+    broken.get(&format!("/img/w_50/{PHOTO}")).await.assert_ok();
+    assert_eq!(broken.get("/health").await.text(), "OK");
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_when_sane_and_made_up_otherwise() {
+    let p = proxy(|_| {}).await;
+    let given = p
+        .get_with("/health", &[("x-request-id", "req-42.a:b")])
+        .await;
+    assert_eq!(given.header("x-request-id"), "req-42.a:b");
+    for bad in ["has space", "", &"x".repeat(129)] {
+        let r = p.get_with("/health", &[("x-request-id", bad)]).await;
+        let id = r.header("x-request-id");
+        assert_ne!(id, bad);
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{id}"
+        );
+    }
+    let a = p.get("/nope").await;
+    let b = p.get("/nope").await;
+    assert_eq!(a.status, 404);
+    assert_ne!(a.header("x-request-id"), b.header("x-request-id"));
+}
+
+/// Start a server whose shutdown the test triggers; returns its address, the trigger and the
+/// task running it.
+async fn server(
+    adjust: impl FnOnce(&mut Config),
+) -> (
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let mut config = Config::default();
+    config.source.allow_networks = vec!["127.0.0.0/8".into()];
+    config.cache.disk_mb = 0;
+    adjust(&mut config);
+    let state =
+        Arc::new(AppState::new(Settings::try_from(config).expect("config")).expect("state"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (base, stop, task)
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_slow_request_in_flight_finish() {
+    let origin = Origin::start(vec![(
+        "/slow.jpg",
+        Reply::SlowBody(Duration::from_millis(700), fixture(PHOTO)),
+    )])
+    .await;
+    let (base, stop, task) = server(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = format!("{base}/img/w_64/{}", origin.url("/slow.jpg"));
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(url).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stop.send(());
+    let r = in_flight
+        .await
+        .expect("join")
+        .expect("the request in flight is answered");
+    assert_eq!(r.status(), 200);
+    assert!(!r.bytes().await.expect("body").is_empty());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("server stops")
+        .expect("join")
+        .expect("run ok");
+    assert!(
+        client.get(format!("{base}/health")).send().await.is_err(),
+        "no new connections after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_requests_after_the_grace_period() {
+    let origin = Origin::start(vec![("/stuck.jpg", Reply::Sleep(Duration::from_secs(60)))]).await;
+    let (base, stop, task) = server(|c| {
+        c.server.shutdown_grace_ms = 200;
+        c.source.timeout_ms = 120_000;
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = format!("{base}/img/w_64/{}", origin.url("/stuck.jpg"));
+    let _stuck = tokio::spawn(async move { client.get(url).send().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("server stops long before the 60 s origin")
+        .expect("join")
+        .expect("run ok");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
