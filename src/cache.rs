@@ -110,6 +110,22 @@ impl Cache {
             .unwrap_or(false)
     }
 
+    /// Bytes and entries in memory and on disk, for `/metrics` (the memory tier's counts are
+    /// brought up to date first).
+    pub async fn levels(&self) -> (u64, u64, u64, u64) {
+        self.memory.run_pending_tasks().await;
+        let (disk_bytes, disk_entries) = self
+            .disk
+            .as_ref()
+            .map_or((0, 0), |d| (d.usage(), d.entries()));
+        (
+            self.memory.weighted_size(),
+            self.memory.entry_count(),
+            disk_bytes,
+            disk_entries,
+        )
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -44,6 +44,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub error: ErrorConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     /// Named option sets: `thumb = "w_150,h_150,c_fill"` makes `p_thumb` available.
     pub presets: BTreeMap<String, String>,
 }
@@ -280,6 +281,13 @@ pub struct SecurityConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` (one human-readable line per event) or `json` (one JSON object per line).
     pub format: LogFormat,
@@ -452,6 +460,8 @@ pub struct Settings {
     pub cache: cache::Settings,
     /// `None` when the admin endpoints are off.
     pub admin_token: Option<String>,
+    /// `None` when `/metrics` is open.
+    pub metrics_token: Option<String>,
     /// Empty = URLs need no signature.
     pub signing_keys: Vec<String>,
     pub presets: Presets,
@@ -678,6 +688,7 @@ impl TryFrom<Config> for Settings {
                 sweep_interval: Duration::from_secs(60),
             },
             admin_token: (!c.admin.token.is_empty()).then_some(c.admin.token),
+            metrics_token: (!c.metrics.token.is_empty()).then_some(c.metrics.token),
             signing_keys: c.security.signing_keys,
             presets,
         })

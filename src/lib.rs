@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod format;
 pub mod layout;
+pub mod metrics;
 pub mod options;
 pub mod pipeline;
 pub mod pool;

@@ -97,6 +97,11 @@ impl Pool {
         self.workers
     }
 
+    /// Jobs running on a worker thread now.
+    pub fn busy(&self) -> usize {
+        self.workers.saturating_sub(self.slots.available_permits())
+    }
+
     /// Jobs currently waiting to be admitted.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)

@@ -35,6 +35,7 @@ pub use self::error::AppError;
 use self::reply::Body;
 use crate::cache::{Cache, Flights, Key};
 use crate::config::Settings;
+use crate::metrics::{Levels, Metrics, Route};
 use crate::pool::Pool;
 use crate::source::{Fetcher, SourceError};
 
@@ -51,6 +52,7 @@ pub struct AppState {
     variants: Flights<Key, Result<image::Made, AppError>>,
     /// Originals being fetched, one flight per source key.
     sources: Flights<Key, Result<image::Original, AppError>>,
+    pub metrics: Metrics,
     /// Set when shutdown begins: `/ready` fails so load balancers stop sending requests.
     draining: AtomicBool,
     /// Seeds request ids this process makes up.
@@ -75,6 +77,7 @@ impl AppState {
             cache,
             variants: Flights::default(),
             sources: Flights::default(),
+            metrics: Metrics::default(),
             draining: AtomicBool::new(false),
             request_ids: RequestIds::default(),
         })
@@ -166,6 +169,7 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let id = request_id(state, req.headers());
+    let route_name = Route::of(req.uri().path());
     let result = dispatch(state, req).await;
     let mut response = match result {
         Ok(response) => response,
@@ -184,6 +188,10 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     } else {
         response
     };
+    let took = started.elapsed();
+    state
+        .metrics
+        .request(route_name, response.status().as_u16(), took);
     let h = response.headers();
     let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
     let path = response
@@ -196,7 +204,7 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         status = response.status().as_u16(),
         bytes = header("content-length"),
         cache = header("x-cache"),
-        ms = started.elapsed().as_secs_f64() * 1e3,
+        ms = took.as_secs_f64() * 1e3,
         request_id = %id,
         "request"
     );
@@ -240,6 +248,13 @@ async fn dispatch(
         )
         .await;
     }
+    if path == "/metrics" {
+        require_get_or_head(req.method())?;
+        if let Some(token) = &state.settings.metrics_token {
+            admin::check_bearer(req.headers(), token)?;
+        }
+        return Ok(metrics(state).await);
+    }
     if path == "/ready" {
         require_get_or_head(req.method())?;
         return Ok(ready(state).await);
@@ -281,6 +296,31 @@ async fn ready(state: &AppState) -> Response<Body> {
         );
     }
     reply::text(StatusCode::OK, "ready", false)
+}
+
+/// `/metrics`: the Prometheus/OpenMetrics text exposition.
+async fn metrics(state: &AppState) -> Response<Body> {
+    let (memory_bytes, memory_entries, disk_bytes, disk_entries) = state.cache.levels().await;
+    let text = state.metrics.render(Levels {
+        memory_bytes,
+        memory_entries,
+        disk_bytes,
+        disk_entries,
+        queued: state.pool.waiting(),
+        workers_busy: state.pool.busy(),
+    });
+    let mut response = reply::text(StatusCode::OK, "", false);
+    let length = text.len();
+    *response.body_mut() = Body::from(text);
+    let h = response.headers_mut();
+    h.insert(http::header::CONTENT_LENGTH, length.into());
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
 }
 
 /// Request ids made up for requests that bring none: a per-process random seed hashed with a

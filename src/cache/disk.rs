@@ -36,6 +36,8 @@ pub struct Disk {
     ttl: Duration,
     /// Bytes on disk as last counted by a sweep plus what was written since.
     usage: AtomicU64,
+    /// Files in the tier (approximate between sweeps, like `usage`).
+    entries: AtomicU64,
     sweeping: AtomicBool,
 }
 
@@ -55,6 +57,7 @@ impl Disk {
             cap,
             ttl,
             usage: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
         }
     }
@@ -70,6 +73,11 @@ impl Disk {
         std::fs::create_dir_all(&self.dir).is_ok()
             && std::fs::write(&probe, b"ok").is_ok()
             && std::fs::remove_file(&probe).is_ok()
+    }
+
+    /// Files in the tier (approximate between sweeps).
+    pub fn entries(&self) -> u64 {
+        self.entries.load(Ordering::Relaxed)
     }
 
     /// Bytes in the tier (approximate between sweeps).
@@ -106,6 +114,11 @@ impl Disk {
                 if fs::remove_file(&path).is_ok() {
                     self.usage
                         .fetch_sub(len.min(self.usage()), Ordering::Relaxed);
+                    let _ = self
+                        .entries
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            Some(n.saturating_sub(1))
+                        });
                 }
                 Ok(Read::Dropped)
             }
@@ -132,6 +145,7 @@ impl Disk {
         result?;
         let len = (header.len() + entry.body.len()) as u64;
         let usage = self.usage.fetch_add(len, Ordering::Relaxed) + len;
+        self.entries.fetch_add(1, Ordering::Relaxed);
         Ok(usage > self.cap)
     }
 
@@ -206,6 +220,8 @@ impl Disk {
         }
         report.bytes = total;
         self.usage.store(total, Ordering::Relaxed);
+        let kept = files.iter().filter(|(_, _, path)| path.exists()).count();
+        self.entries.store(kept as u64, Ordering::Relaxed);
         Ok(report)
     }
 }

@@ -27,6 +27,21 @@ struct Purge {
     source: String,
 }
 
+/// `Authorization: Bearer <token>` or 401. Comparing the hashes keeps the comparison
+/// constant-time whatever the lengths (`blake3::Hash` equality is constant-time).
+pub fn check_bearer(headers: &http::HeaderMap, token: &str) -> Result<(), AppError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if blake3::hash(given.as_bytes()) == blake3::hash(token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
 pub async fn purge(
     state: &Arc<AppState>,
     req: Request<Incoming>,
@@ -37,17 +52,7 @@ pub async fn purge(
     if req.method() != Method::POST {
         return Err(AppError::Method { allow: "POST" });
     }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Comparing the hashes keeps the comparison constant-time whatever the lengths
-    // (`blake3::Hash` equality is constant-time).
-    if blake3::hash(given.as_bytes()) != blake3::hash(token.as_bytes()) {
-        return Err(AppError::Unauthorized);
-    }
+    check_bearer(req.headers(), token)?;
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await

@@ -26,9 +26,10 @@ use http::{Response, StatusCode};
 use super::error::AppError;
 use super::reply::{self, Body};
 use super::{hints, meta, urls, AppState};
-use crate::cache::{key, Entry, Key, Tier};
+use crate::cache::{key, Entry, Key, Role, Tier};
 use crate::config::AutoFormat;
 use crate::format::Format;
+use crate::metrics::{Lookup, Stage};
 use crate::options::{self, FormatChoice, Transform};
 use crate::pipeline::{self, Accept, Timings};
 use crate::pool::PoolError;
@@ -160,7 +161,13 @@ async fn answer(
         accept,
         mode,
     };
-    if let Some((entry, tier)) = state.cache.get(&source_key, &variant).await {
+    let hit = state.cache.get(&source_key, &variant).await;
+    state.metrics.lookup(match &hit {
+        Some((_, Tier::Memory)) => Lookup::MemoryHit,
+        Some((_, Tier::Disk)) => Lookup::DiskHit,
+        None => Lookup::Miss,
+    });
+    if let Some((entry, tier)) = hit {
         if redirect_auto {
             return Ok(job
                 .redirect_to_format(&entry, raw_source, query, false, vary)
@@ -364,7 +371,10 @@ impl Job {
     /// One flight per variant: requests for the same key in flight share this one's result.
     async fn run(self) -> Result<Made, AppError> {
         let state = self.state.clone();
-        let (made, _) = state.variants.run(self.variant, self.make()).await;
+        let (made, role) = state.variants.run(self.variant, self.make()).await;
+        if role == Role::Follower {
+            state.metrics.coalesced();
+        }
         made.ok_or(AppError::Pool(PoolError::Panicked))?
     }
 
@@ -459,6 +469,10 @@ impl Job {
                 }
             })
             .await??;
+        let metrics = &self.state.metrics;
+        metrics.stage(Stage::Decode, timings.decode);
+        metrics.stage(Stage::Resize, timings.resize);
+        metrics.stage(Stage::Encode, timings.encode);
         let body = Bytes::from(body);
         let etag = reply::etag(&body);
         let entry = Arc::new(Entry::new(body, content_type, etag.to_str().unwrap_or("")));
@@ -494,7 +508,10 @@ impl Job {
         let (st, source, source_key) = (state.clone(), self.source.clone(), self.source_key);
         let fetch = async move {
             let started = Instant::now();
-            let fetched = st.fetcher.fetch(&source).await?;
+            let fetched = st.fetcher.fetch(&source).await.inspect_err(|e| {
+                st.metrics.origin_error(AppError::Source(e.clone()).code());
+            })?;
+            st.metrics.stage(Stage::Fetch, started.elapsed());
             if keep && fetched.storable {
                 let entry = Arc::new(Entry::new(fetched.bytes.clone(), ORIGINAL, ""));
                 st.cache.put_original(&source_key, entry).await;
@@ -505,7 +522,10 @@ impl Job {
                 fetch: started.elapsed(),
             })
         };
-        let (original, _) = state.sources.run(self.source_key, fetch).await;
+        let (original, role) = state.sources.run(self.source_key, fetch).await;
+        if role == Role::Follower {
+            state.metrics.coalesced();
+        }
         original.ok_or(AppError::Pool(PoolError::Panicked))?
     }
 }

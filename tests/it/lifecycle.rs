@@ -136,3 +136,52 @@ async fn shutdown_gives_up_on_requests_after_the_grace_period() {
         .expect("run ok");
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn metrics_count_requests_stages_cache_and_origin_errors() {
+    let origin = Origin::start(vec![("/gone.jpg", Reply::Status(500))]).await;
+    let p = proxy(|_| {}).await;
+    let path = format!("/img/w_64/{PHOTO}");
+    p.get(&path).await.assert_ok();
+    p.get(&path).await.assert_ok();
+    p.get(&format!("/img/w_64/{}", origin.url("/gone.jpg")))
+        .await;
+    let r = p.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .starts_with("application/openmetrics-text"));
+    let text = r.text();
+    for needle in [
+        "imgcdn_http_requests_total{route=\"img\",status=\"200\"} 2",
+        "imgcdn_http_requests_total{route=\"img\",status=\"502\"} 1",
+        "imgcdn_cache_lookups_total{result=\"memory_hit\"} 1",
+        "imgcdn_cache_lookups_total{result=\"miss\"} 2",
+        "imgcdn_stage_duration_seconds_count{stage=\"decode\"} 1",
+        "imgcdn_stage_duration_seconds_count{stage=\"fetch\"} 1",
+        "imgcdn_origin_errors_total{class=\"origin-error\"} 1",
+        "imgcdn_cache_entries{tier=\"memory\"} 1",
+        // The rendition and the kept original.
+        "imgcdn_cache_entries{tier=\"disk\"} 2",
+        "imgcdn_workers_busy 0",
+        "imgcdn_queue_depth 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let resident = text
+        .lines()
+        .find_map(|l| l.strip_prefix("imgcdn_process_resident_memory_bytes "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("resident memory");
+    assert!(resident > 1_000_000, "{resident}");
+}
+
+#[tokio::test]
+async fn metrics_token_is_required_when_set() {
+    let p = proxy(|c| c.metrics.token = "s3cret-metrics".into()).await;
+    p.get("/metrics").await.assert_error(401, "unauthorized");
+    let ok = p
+        .get_with("/metrics", &[("authorization", "Bearer s3cret-metrics")])
+        .await;
+    assert_eq!(ok.status, 200);
+}

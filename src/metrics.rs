@@ -1,0 +1,391 @@
+//! Prometheus metrics for `GET /metrics` (OpenMetrics text, through `prometheus-client`: an
+//! explicit registry per server, no process-global state).
+//!
+//! Counted as things happen: requests by route and status, request latency by route, stage
+//! latency (fetch, decode, resize, encode), cache lookups by tier and result, coalesced waits,
+//! origin errors by class. Read when scraped: cache bytes and entries per tier, jobs queued,
+//! workers busy, process resident memory.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Which handler answered.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Route {
+    Img,
+    Meta,
+    Health,
+    Ready,
+    Metrics,
+    Admin,
+    Other,
+}
+
+impl Route {
+    /// The route of a request path.
+    pub fn of(path: &str) -> Route {
+        match path {
+            "/health" => Route::Health,
+            "/ready" => Route::Ready,
+            "/metrics" => Route::Metrics,
+            p if p.starts_with("/img/") => Route::Img,
+            p if p.starts_with("/meta/") => Route::Meta,
+            p if p.starts_with("/admin/") => Route::Admin,
+            _ => Route::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Img => "img",
+            Route::Meta => "meta",
+            Route::Health => "health",
+            Route::Ready => "ready",
+            Route::Metrics => "metrics",
+            Route::Admin => "admin",
+            Route::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+/// A stage of making a rendition.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Stage {
+    Fetch,
+    Decode,
+    Resize,
+    Encode,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Fetch => "fetch",
+            Stage::Decode => "decode",
+            Stage::Resize => "resize",
+            Stage::Encode => "encode",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+/// Where a cache lookup was answered.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Lookup {
+    MemoryHit,
+    DiskHit,
+    Miss,
+}
+
+impl Lookup {
+    fn name(self) -> &'static str {
+        match self {
+            Lookup::MemoryHit => "memory_hit",
+            Lookup::DiskHit => "disk_hit",
+            Lookup::Miss => "miss",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+enum Tier {
+    Memory,
+    Disk,
+}
+
+impl Tier {
+    fn name(self) -> &'static str {
+        match self {
+            Tier::Memory => "memory",
+            Tier::Disk => "disk",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabels {
+    tier: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
+/// What the server reads for the gauges at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Levels {
+    pub memory_bytes: u64,
+    pub memory_entries: u64,
+    pub disk_bytes: u64,
+    pub disk_entries: u64,
+    pub queued: usize,
+    pub workers_busy: usize,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, Histogram>,
+    stage_seconds: Family<StageLabels, Histogram>,
+    lookups: Family<LookupLabels, Counter>,
+    coalesced: Counter,
+    origin_errors: Family<ClassLabels, Counter>,
+    cache_bytes: Family<TierLabels, Gauge>,
+    cache_entries: Family<TierLabels, Gauge>,
+    queued: Gauge,
+    workers_busy: Gauge,
+    resident: Gauge,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("imgcdn");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        let request_seconds =
+            Family::<RouteLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> _);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response headers",
+            request_seconds.clone(),
+        );
+        let stage_seconds =
+            Family::<StageLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> _);
+        registry.register(
+            "stage_duration_seconds",
+            "Time spent in each stage of making a rendition",
+            stage_seconds.clone(),
+        );
+        let lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Rendition lookups by where they were answered",
+            lookups.clone(),
+        );
+        let coalesced = Counter::default();
+        registry.register(
+            "coalesced_waits",
+            "Requests that waited for a rendition or original another request was making",
+            coalesced.clone(),
+        );
+        let origin_errors = Family::<ClassLabels, Counter>::default();
+        registry.register(
+            "origin_errors",
+            "Failed origin fetches by class",
+            origin_errors.clone(),
+        );
+        let cache_bytes = Family::<TierLabels, Gauge>::default();
+        registry.register(
+            "cache_bytes",
+            "Bytes held per cache tier",
+            cache_bytes.clone(),
+        );
+        let cache_entries = Family::<TierLabels, Gauge>::default();
+        registry.register(
+            "cache_entries",
+            "Entries per cache tier (disk: approximate between sweeps)",
+            cache_entries.clone(),
+        );
+        let queued = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Image jobs waiting to be admitted",
+            queued.clone(),
+        );
+        let workers_busy = Gauge::default();
+        registry.register(
+            "workers_busy",
+            "Image jobs admitted (fetching or on a worker)",
+            workers_busy.clone(),
+        );
+        let resident = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident set size of the process",
+            resident.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            stage_seconds,
+            lookups,
+            coalesced,
+            origin_errors,
+            cache_bytes,
+            cache_entries,
+            queued,
+            workers_busy,
+            resident,
+        }
+    }
+}
+
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Metrics {
+    pub fn request(&self, route: Route, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.name(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels {
+                route: route.name(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn stage(&self, stage: Stage, took: Duration) {
+        self.stage_seconds
+            .get_or_create(&StageLabels {
+                stage: stage.name(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn lookup(&self, result: Lookup) {
+        self.lookups
+            .get_or_create(&LookupLabels {
+                result: result.name(),
+            })
+            .inc();
+    }
+
+    pub fn coalesced(&self) {
+        self.coalesced.inc();
+    }
+
+    /// `class` is the error's stable code (`origin-error`, `origin-timeout`, …).
+    pub fn origin_error(&self, class: &'static str) {
+        self.origin_errors
+            .get_or_create(&ClassLabels { class })
+            .inc();
+    }
+
+    /// The text exposition, with the gauges set from `levels` and the process's memory.
+    pub fn render(&self, levels: Levels) -> String {
+        for (tier, bytes, entries) in [
+            (Tier::Memory, levels.memory_bytes, levels.memory_entries),
+            (Tier::Disk, levels.disk_bytes, levels.disk_entries),
+        ] {
+            let labels = TierLabels { tier: tier.name() };
+            self.cache_bytes
+                .get_or_create(&labels)
+                .set(gauge_value(bytes));
+            self.cache_entries
+                .get_or_create(&labels)
+                .set(gauge_value(entries));
+        }
+        self.queued.set(gauge_value(levels.queued as u64));
+        self.workers_busy
+            .set(gauge_value(levels.workers_busy as u64));
+        self.resident.set(gauge_value(resident_bytes()));
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+            let _ = writeln!(out, "# metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (0 where there is none).
+fn resident_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_has_every_family_with_values() {
+        let m = Metrics::default();
+        m.request(Route::Img, 200, Duration::from_millis(3));
+        m.stage(Stage::Decode, Duration::from_millis(2));
+        m.lookup(Lookup::MemoryHit);
+        m.coalesced();
+        m.origin_error("origin-timeout");
+        let text = m.render(Levels {
+            memory_bytes: 10,
+            memory_entries: 1,
+            disk_bytes: 20,
+            disk_entries: 2,
+            queued: 3,
+            workers_busy: 1,
+        });
+        for needle in [
+            "imgcdn_http_requests_total{route=\"img\",status=\"200\"} 1",
+            "imgcdn_http_request_duration_seconds_bucket{le=",
+            "imgcdn_stage_duration_seconds_count{stage=\"decode\"} 1",
+            "imgcdn_cache_lookups_total{result=\"memory_hit\"} 1",
+            "imgcdn_coalesced_waits_total 1",
+            "imgcdn_origin_errors_total{class=\"origin-timeout\"} 1",
+            "imgcdn_cache_bytes{tier=\"disk\"} 20",
+            "imgcdn_cache_entries{tier=\"memory\"} 1",
+            "imgcdn_queue_depth 3",
+            "imgcdn_workers_busy 1",
+            "imgcdn_process_resident_memory_bytes ",
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("imgcdn_process_resident_memory_bytes 0\n"));
+    }
+
+    #[test]
+    fn routes_of_paths() {
+        assert_eq!(Route::of("/img/w_1/x.jpg"), Route::Img);
+        assert_eq!(Route::of("/meta/_/x.jpg"), Route::Meta);
+        assert_eq!(Route::of("/health"), Route::Health);
+        assert_eq!(Route::of("/admin/purge"), Route::Admin);
+        assert_eq!(Route::of("/favicon.ico"), Route::Other);
+    }
+}
