@@ -15,3 +15,4 @@ pub mod presets;
 pub mod server;
 pub mod signature;
 pub mod source;
+pub mod warm;

@@ -36,6 +36,43 @@ enum Command {
         /// The path to sign, e.g. `/img/w_300/https://a.com/cat.jpg`.
         path: String,
     },
+    /// Fill the cache: request every path listed (and every variant asked for below) from a
+    /// running server, or with --offline straight into the configured cache directory.
+    Warm(WarmArgs),
+}
+
+#[derive(clap::Args)]
+struct WarmArgs {
+    /// One path (`/img/...`) or whole URL per line; `-` reads standard input.
+    file: Option<PathBuf>,
+    /// The server to warm, e.g. `http://127.0.0.1:8000` (not with --offline).
+    #[arg(long, value_name = "URL", required_unless_present = "offline")]
+    server: Option<String>,
+    /// Answer in-process with the configured source, pipeline and cache (no server needed);
+    /// a server started afterwards on the same cache directory serves these from its cache.
+    #[arg(long, conflicts_with = "server")]
+    offline: bool,
+    /// A sitemap whose `<image:loc>` (or `<loc>`) URLs are sources to make variants of.
+    #[arg(long, value_name = "FILE")]
+    sitemap: Option<PathBuf>,
+    /// A source to make variants of (repeatable).
+    #[arg(long = "source", value_name = "URL")]
+    sources: Vec<String>,
+    /// One variant per width for every source, e.g. `320,640,1280`.
+    #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
+    srcset_widths: Vec<u32>,
+    /// Options added to every source variant, e.g. `f_auto,q_70`.
+    #[arg(long, default_value = "_")]
+    options: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// `Accept` sent with every request (decides which `f_auto` variant is warmed).
+    #[arg(long, default_value = "image/avif,image/webp,*/*")]
+    accept: String,
+    /// Sign every path with the first configured signing key.
+    #[arg(long)]
+    sign: bool,
 }
 
 /// jemalloc gives freed memory back to the OS after a storm (RSS 45 MB idle against glibc's
@@ -73,6 +110,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, Overrides { listen: cli.listen }),
         Command::Sign { path } => sign(cli.config, &path),
+        Command::Warm(args) => warm(cli.config, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,6 +146,74 @@ fn sign(file: Option<PathBuf>, path: &str) -> anyhow::Result<()> {
         .first()
         .context("no signing key configured: set security.signing_keys")?;
     println!("{}", imgcdn::signature::sign_path(key, path));
+    Ok(())
+}
+
+fn warm(file: Option<PathBuf>, args: WarmArgs) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let config = Config::load(file.as_deref(), &Overrides::default())?;
+    let settings = Settings::try_from(config)?;
+    let lines = match args.file.as_deref() {
+        None => String::new(),
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
+            text
+        }
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+    };
+    let mut sources = args.sources.clone();
+    if let Some(sitemap) = &args.sitemap {
+        let xml = std::fs::read_to_string(sitemap)
+            .with_context(|| format!("reading {}", sitemap.display()))?;
+        sources.extend(imgcdn::warm::sitemap_sources(&xml));
+    }
+    let expand = imgcdn::warm::Expand {
+        sources,
+        widths: args.srcset_widths.clone(),
+        options: args.options.clone(),
+    };
+    let mut targets = imgcdn::warm::targets(&lines, &expand);
+    anyhow::ensure!(
+        !targets.is_empty(),
+        "nothing to warm: give a FILE, --sitemap or --source"
+    );
+    if args.sign {
+        let key = settings
+            .signing_keys
+            .first()
+            .context("--sign needs security.signing_keys")?
+            .clone();
+        targets = targets
+            .iter()
+            .map(|t| imgcdn::warm::sign(t, &key))
+            .collect();
+    }
+    let show = std::io::stderr().is_terminal();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let summary = runtime.block_on(async {
+        if args.offline {
+            let state = Arc::new(AppState::new(settings).context("building the origin client")?);
+            let summary =
+                imgcdn::warm::offline(state, targets, args.concurrency, &args.accept, show).await;
+            anyhow::Ok(summary)
+        } else {
+            let server = args.server.as_deref().context("--server URL is required")?;
+            imgcdn::warm::online(server, targets, args.concurrency, &args.accept, show)
+                .await
+                .context("building the HTTP client")
+        }
+    })?;
+    println!("warm: {summary}");
+    anyhow::ensure!(
+        summary.failures() == 0,
+        "{} requests failed",
+        summary.failures()
+    );
     Ok(())
 }
 

@@ -282,6 +282,43 @@ fn health() -> Response<Body> {
     response
 }
 
+/// Answer `path` (`/img/…` or `/meta/…`, with an optional `?query`) in-process, as a GET with
+/// `Accept: accept` would be answered, storing what it makes in the caches: `imgcdn warm
+/// --offline`. Returns the status, whether it came from a cache, and the body's length.
+pub async fn answer_local(state: &Arc<AppState>, path: &str, accept: &str) -> (u16, bool, u64) {
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(accept) {
+        headers.insert(http::header::ACCEPT, v);
+    }
+    let result = if let Some(rest) = path.strip_prefix("/img/") {
+        image::handle(state, image::Mode::Image, rest, query, &headers).await
+    } else if let Some(rest) = path.strip_prefix("/meta/") {
+        image::handle(state, image::Mode::Meta, rest, query, &headers).await
+    } else {
+        Err(AppError::NoRoute)
+    };
+    match result {
+        Ok(r) => {
+            let h = r.headers();
+            let hit = h
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("HIT"));
+            let bytes = h
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            (r.status().as_u16(), hit, bytes)
+        }
+        Err(e) => (e.status().as_u16(), false, 0),
+    }
+}
+
 /// `/ready`: 200 `ready` while the server takes traffic; 503 while draining for shutdown or
 /// while the disk cache directory cannot be written.
 async fn ready(state: &AppState) -> Response<Body> {

@@ -13,3 +13,4 @@ mod security;
 mod sources;
 mod support;
 mod urls;
+mod warm;
