@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// After SIGTERM/SIGINT, requests in flight get this long to finish before exit.
     pub shutdown_grace_ms: u64,
+    /// PEM certificate chain; with `tls_key`, the server speaks TLS (ALPN h2, http/1.1).
+    pub tls_cert: String,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: String,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +79,8 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             max_connections: 4096,
             shutdown_grace_ms: 10_000,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -437,6 +443,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// Certificate and key paths when TLS is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub source: source::Settings,
     pub limits: Limits,
     pub workers: usize,
@@ -557,6 +565,24 @@ impl TryFrom<Config> for Settings {
                 "must contain output.default_quality".into(),
             ));
         }
+        let tls = match (c.server.tls_cert.is_empty(), c.server.tls_key.is_empty()) {
+            (true, true) => None,
+            (false, false) => {
+                let paths = (
+                    PathBuf::from(&c.server.tls_cert),
+                    PathBuf::from(&c.server.tls_key),
+                );
+                crate::server::tls_config(&paths.0, &paths.1)
+                    .map_err(|r| invalid("server.tls_cert", r))?;
+                Some(paths)
+            }
+            _ => {
+                return Err(invalid(
+                    "server.tls_cert",
+                    "tls_cert and tls_key must be set together".into(),
+                ))
+            }
+        };
         let fallback = (!c.error.fallback_image.is_empty()).then(|| Fallback {
             source: c.error.fallback_image.clone(),
             cache_control: format!("public, max-age={}", c.error.fallback_max_age),
@@ -640,6 +666,7 @@ impl TryFrom<Config> for Settings {
             header_timeout: Duration::from_millis(c.server.header_timeout_ms),
             max_connections: c.server.max_connections,
             shutdown_grace: Duration::from_millis(c.server.shutdown_grace_ms),
+            tls,
             source: source::Settings {
                 base,
                 // Patterns are normalised (case, IDNA, trailing dot) when the fetcher parses them.

@@ -14,6 +14,7 @@ mod hints;
 mod image;
 mod meta;
 mod reply;
+mod tls;
 mod urls;
 
 use std::convert::Infallible;
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 
 pub use self::error::AppError;
 use self::reply::Body;
+pub use self::tls::config as tls_config;
 use crate::cache::{Cache, Flights, Key};
 use crate::config::Settings;
 use crate::metrics::{Levels, Metrics, Route};
@@ -108,6 +110,12 @@ pub async fn run(
         .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX));
     // At most `max_connections` at once; more wait in the kernel's accept queue.
     let connections = Arc::new(tokio::sync::Semaphore::new(s.max_connections));
+    let tls = match &s.tls {
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::config(cert, key).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -136,14 +144,40 @@ pub async fn run(
             let state = state.clone();
             async move { Ok::<_, Infallible>(route(&state, req).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                // The handshake runs on the connection's task, bounded like a request head.
+                let (acceptor, builder) = (acceptor.clone(), builder.clone());
+                let watcher = graceful.watcher();
+                let timeout = s.header_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     state.draining.store(true, Ordering::Relaxed);
     drop(listener);

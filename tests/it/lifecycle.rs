@@ -185,3 +185,75 @@ async fn metrics_token_is_required_when_set() {
         .await;
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test]
+async fn http2_cleartext_with_prior_knowledge() {
+    let p = proxy(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let r = client.get(p.url("/health")).send().await.expect("h2c");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.text().await.expect("body"), "OK");
+}
+
+#[tokio::test]
+async fn tls_with_alpn_h2_when_a_certificate_is_configured() {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    let (c, k) = (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
+    let p = proxy(move |cfg| {
+        cfg.server.tls_cert = c;
+        cfg.server.tls_key = k;
+    })
+    .await;
+    let addr: std::net::SocketAddr = p
+        .url("")
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).expect("pem"),
+        )
+        .resolve("localhost", addr)
+        .build()
+        .expect("client");
+    let url = format!("https://localhost:{}", addr.port());
+    let r = client
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .expect("https");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN h2");
+    assert_eq!(r.text().await.expect("body"), "OK");
+    let img = client
+        .get(format!("{url}/img/w_40/{PHOTO}"))
+        .send()
+        .await
+        .expect("image over TLS");
+    assert_eq!(img.status(), 200);
+    // Plain HTTP to the TLS port gets no answer.
+    assert!(reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(p.url("/health"))
+        .send()
+        .await
+        .is_err());
+    // A key without its certificate stops start-up, naming the key.
+    let mut bad = Config::default();
+    bad.server.tls_key = key.to_string_lossy().into_owned();
+    let err = Settings::try_from(bad).expect_err("half a TLS config");
+    assert!(err.to_string().contains("server.tls_cert"), "{err}");
+}
