@@ -68,6 +68,10 @@ pub struct ServerConfig {
     pub tls_cert: String,
     /// PEM private key for `tls_cert`.
     pub tls_key: String,
+    /// Serve the playground page at `/`.
+    pub playground: bool,
+    /// Let the playground sign URLs (`/playground/sign`): only where the page is private.
+    pub playground_sign: bool,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,8 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 10_000,
             tls_cert: String::new(),
             tls_key: String::new(),
+            playground: true,
+            playground_sign: false,
         }
     }
 }
@@ -443,6 +449,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    pub playground: bool,
+    pub playground_sign: bool,
     /// Certificate and key paths when TLS is on.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub source: source::Settings,
@@ -666,6 +674,8 @@ impl TryFrom<Config> for Settings {
             header_timeout: Duration::from_millis(c.server.header_timeout_ms),
             max_connections: c.server.max_connections,
             shutdown_grace: Duration::from_millis(c.server.shutdown_grace_ms),
+            playground: c.server.playground,
+            playground_sign: c.server.playground_sign,
             tls,
             source: source::Settings {
                 base,

@@ -13,6 +13,7 @@ mod error;
 mod hints;
 mod image;
 mod meta;
+mod playground;
 mod reply;
 mod tls;
 mod urls;
@@ -281,6 +282,16 @@ async fn dispatch(
             req.headers(),
         )
         .await;
+    }
+    if state.settings.playground {
+        if path == "/" {
+            require_get_or_head(req.method())?;
+            return Ok(playground::page(state).await);
+        }
+        if path == "/playground/sign" {
+            require_get_or_head(req.method())?;
+            return playground::sign(state, req.uri().query());
+        }
     }
     if path == "/metrics" {
         require_get_or_head(req.method())?;

@@ -9,6 +9,7 @@ mod headers;
 mod images;
 mod lifecycle;
 mod meta;
+mod playground;
 mod security;
 mod sources;
 mod support;
