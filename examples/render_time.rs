@@ -1,6 +1,6 @@
 //! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
 //! `PROGRESSIVE_DC=0` turns the DC-only progressive path off, `JPEG_DECODER=rust` picks the
-//! pure-Rust JPEG decoder, for A/B runs.
+//! pure-Rust JPEG decoder, `FORMAT=avif|webp|jpeg|png` the output format, for A/B runs.
 use std::time::Instant;
 
 use imgcdn::options::Transform;
@@ -14,8 +14,14 @@ fn main() {
     };
     let n: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20);
     let bytes = std::fs::read(file).expect("read");
+    let format = std::env::var("FORMAT").ok().and_then(|f| {
+        imgcdn::options::parse(&format!("f_{f}"))
+            .ok()
+            .and_then(|t| t.format)
+    });
     let t = Transform {
         width: Some(w),
+        format,
         ..Transform::default()
     };
     let limits = Limits {
@@ -39,20 +45,24 @@ fn main() {
     };
     let mut times = Vec::new();
     let mut stages = Vec::new();
+    let mut last_len = 0;
     for _ in 0..n {
         let start = Instant::now();
         let r = render(&bytes, &req, &limits).expect("render");
         times.push(start.elapsed().as_secs_f64() * 1e3);
+        last_len = r.bytes.len();
         stages.push(r.timings);
     }
     times.sort_by(f64::total_cmp);
     let mid = stages[n / 2];
     println!(
-        "{file} w={w}: median {:.1} ms (min {:.1}); decode {:.1} resize {:.1} encode {:.1}",
+        "{file} w={w} {}: median {:.1} ms (min {:.1}); decode {:.1} resize {:.1} encode {:.1}; {} bytes",
+        std::env::var("FORMAT").unwrap_or_default(),
         times[n / 2],
         times[0],
         mid.decode.as_secs_f64() * 1e3,
         mid.resize.as_secs_f64() * 1e3,
-        mid.encode.as_secs_f64() * 1e3
+        mid.encode.as_secs_f64() * 1e3,
+        last_len
     );
 }

@@ -8,7 +8,7 @@
 //! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
 //! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
 //! `q_1..100`, `f_jpeg|jpg|png|webp|avif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
-//! `crop_<x>_<y>_<w>_<h>` (source pixels), `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
+//! `crop_<x>_<y>_<w>_<h>` (source pixels), `trim_<0..=255>`, `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
 //! (0.1..=10), sigmas with at most one decimal.
 //!
 //! Geometry: every option sees the source as displayed (EXIF orientation applied), then turned
@@ -132,6 +132,8 @@ pub struct Transform {
     pub crop: Option<CropRect>,
     pub blur: Option<Sigma>,
     pub sharpen: Option<Sigma>,
+    /// `trim_`: cut borders within this colour distance of the top-left pixel (0..=255).
+    pub trim: Option<u8>,
 }
 
 /// A rejected option token; the message names the token.
@@ -192,7 +194,7 @@ impl Gravity {
 }
 
 /// The canonical options string (cache keys, logs): fixed order
-/// `w,h,c,g,up,q,f,bg,r,flip,crop,blur,sharpen`, defaults
+/// `w,h,c,g,up,q,f,bg,r,flip,crop,trim,blur,sharpen`, defaults
 /// omitted, hex lowercase, `_` when nothing is set. Gravity is printed only for `fill`/`pad`,
 /// where it has an effect. For any `t` returned by [`parse`], `parse(&t.to_string()) == Ok(t)`.
 impl fmt::Display for Transform {
@@ -245,6 +247,9 @@ impl fmt::Display for Transform {
                 f,
                 format_args!("crop_{}_{}_{}_{}", c.x, c.y, c.width, c.height),
             )?;
+        }
+        if let Some(tolerance) = self.trim {
+            put(f, format_args!("trim_{tolerance}"))?;
         }
         if let Some(sigma) = self.blur {
             put(f, format_args!("blur_{sigma}"))?;
@@ -431,6 +436,13 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     bad("sharpen must be a sigma from 0.1 to 10, one decimal at most")
                 })?);
             }
+            Opt::Trim => {
+                t.trim = Some(
+                    parse_uint(value)
+                        .and_then(|v| u8::try_from(v).ok())
+                        .ok_or_else(|| bad("trim must be a tolerance from 0 to 255"))?,
+                );
+            }
         }
     }
 
@@ -488,6 +500,7 @@ enum Opt {
     CropRect,
     Blur,
     Sharpen,
+    Trim,
 }
 
 impl Opt {
@@ -505,6 +518,7 @@ impl Opt {
             "r" => Opt::Rotate,
             "flip" => Opt::Flip,
             "crop" => Opt::CropRect,
+            "trim" => Opt::Trim,
             "blur" => Opt::Blur,
             "sharpen" => Opt::Sharpen,
             _ => return None,
@@ -870,7 +884,14 @@ mod tests {
         ok("blur_0.1", "blur_0.1");
         ok("sharpen_10", "sharpen_10");
         ok("crop_0_0_1_1", "crop_0_0_1_1");
+        ok("trim_0", "trim_0");
+        ok("trim_255,w_10", "w_10,trim_255");
+        assert_eq!(ok("trim_12", "trim_12").trim, Some(12));
         for input in [
+            "trim_256",
+            "trim_",
+            "trim_-1",
+            "trim_1.5",
             "r_45",
             "r_-90",
             "r_360",
@@ -993,6 +1014,7 @@ mod tests {
             Option<CropRect>,
             Option<Sigma>,
             Option<Sigma>,
+            Option<u8>,
         ),
     > {
         (
@@ -1010,6 +1032,7 @@ mod tests {
             ),
             sigma(1000),
             sigma(100),
+            proptest::option::of(any::<u8>()),
         )
     }
 
@@ -1031,7 +1054,7 @@ mod tests {
             .prop_map(
                 |(
                     (width, height, fit, gravity, enlarge, quality, format, bg),
-                    (rotation, flip, crop, blur, sharpen),
+                    (rotation, flip, crop, blur, sharpen, trim),
                 )| Transform {
                     width,
                     height,
@@ -1050,6 +1073,7 @@ mod tests {
                     crop,
                     blur,
                     sharpen,
+                    trim,
                 },
             )
     }
@@ -1071,6 +1095,7 @@ mod tests {
             Just("crop"),
             Just("blur"),
             Just("sharpen"),
+            Just("trim"),
             Just("x"),
             Just(""),
         ];

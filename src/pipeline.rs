@@ -22,6 +22,7 @@ mod sniff;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod trim;
 
 use std::time::{Duration, Instant};
 
@@ -237,6 +238,30 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
     })
 }
 
+/// `trim_`: the transform with the trimmed region as its `crop_` (and no `trim`), or `None`
+/// without `trim_`. Decodes the image once more (see `trim`).
+fn resolve_trim(
+    bytes: &[u8],
+    req: &Request<'_>,
+    limits: &Limits,
+) -> Result<Option<Transform>, PipelineError> {
+    let t = req.transform;
+    let Some(tolerance) = t.trim else {
+        return Ok(None);
+    };
+    let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
+    let mut probe = probe::probe(bytes, format, limits)?;
+    probe.orientation = orient::compose(probe.orientation, t.rotation.0, t.flip);
+    let (ow, oh) = probe.oriented_size();
+    let region = user_crop(t.crop, ow, oh)?;
+    let rect = trim::find(bytes, format, &probe, req.codecs, limits, region, tolerance)?;
+    Ok(Some(Transform {
+        crop: Some(rect),
+        trim: None,
+        ..t.clone()
+    }))
+}
+
 /// The part of the `ow` x `oh` displayed image that `crop_` keeps, as `(x, y, width, height)`:
 /// the whole image without `crop_`, the rectangle clipped to the image otherwise.
 fn user_crop(
@@ -301,6 +326,20 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         // The decoder's buffer, and a conversion to 8-bit RGBA beside it.
         Format::Png | Format::Gif | Format::Webp | Format::Avif => px(w, h).saturating_mul(8),
     };
+    // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
+    // decode above.
+    let decode = if req.transform.trim.is_some() {
+        let s = match p.format {
+            Format::Jpeg => [8u64, 4, 2]
+                .into_iter()
+                .find(|s| w.max(h) / s >= 1024)
+                .unwrap_or(1),
+            _ => 1,
+        };
+        decode.max(px(w.div_ceil(s), h.div_ceil(s)).saturating_mul(8))
+    } else {
+        decode
+    };
     // Resized image, canvas, encoder output: RGBA each; blur and sharpen work in f32 beside.
     let (cw, ch) = p.plan.canvas;
     let filters = req.transform.blur.is_some() || req.transform.sharpen.is_some();
@@ -338,6 +377,11 @@ fn render_inner(
     let placeholder = placeholder_transform(req.transform);
     let req = &Request {
         transform: placeholder.as_ref().unwrap_or(req.transform),
+        ..req.clone()
+    };
+    let trimmed = resolve_trim(bytes, req, limits)?;
+    let req = &Request {
+        transform: trimmed.as_ref().unwrap_or(req.transform),
         ..req.clone()
     };
     let t = req.transform;

@@ -1150,3 +1150,79 @@ fn render_lqip_is_a_tiny_webp_of_the_same_shape() {
         assert!((a[c] - b[c]).abs() < 6.0, "{a:?} vs {b:?}");
     }
 }
+
+/// `w` x `h`, `border` colour everywhere except a busy `subject` rectangle (x0, y0, x1, y1).
+fn bordered(w: u32, h: u32, subject: (u32, u32, u32, u32), border: Rgba<u8>) -> DynamicImage {
+    DynamicImage::ImageRgba8(RgbaImage::from_fn(w, h, |x, y| {
+        if x >= subject.0 && x < subject.2 && y >= subject.1 && y < subject.3 {
+            Rgba([(x * 5 % 200) as u8 + 30, 90, (y * 3 % 200) as u8 + 20, 255])
+        } else {
+            border
+        }
+    }))
+}
+
+fn trim_t(opts: &str) -> Transform {
+    crate::options::parse(opts).expect("options")
+}
+
+#[test]
+fn render_trim_cuts_uniform_borders_before_sizing() {
+    let white = Rgba([255, 255, 255, 255]);
+    let png = encode_with(&bordered(100, 80, (10, 5, 70, 60), white), ImageFormat::Png);
+    let r = ok(&png, &trim_t("trim_10,f_png"));
+    assert_eq!((r.width, r.height), (60, 55));
+    let out = decoded(&r).to_rgba8();
+    assert_ne!(out.get_pixel(0, 0).0, white.0, "the border is gone");
+    // Sizing sees the trimmed image: w_30 is 30 px of the subject.
+    let r = ok(&png, &trim_t("trim_10,w_30,f_png"));
+    assert_eq!((r.width, r.height), (30, 28));
+    // r_90 turns first, then trims: the box turns with it.
+    let r = ok(&png, &trim_t("trim_10,r_90,f_png"));
+    assert_eq!((r.width, r.height), (55, 60));
+    // crop_ first, then trim inside it.
+    let r = ok(&png, &trim_t("crop_40_0_60_80,trim_10,f_png"));
+    assert_eq!((r.width, r.height), (30, 55));
+}
+
+#[test]
+fn render_trim_keeps_uniform_images_and_trims_transparent_borders() {
+    let flat = encode_with(
+        &bordered(40, 30, (0, 0, 0, 0), Rgba([9, 9, 9, 255])),
+        ImageFormat::Png,
+    );
+    let r = ok(&flat, &trim_t("trim_0,f_png"));
+    assert_eq!(
+        (r.width, r.height),
+        (40, 30),
+        "nothing left to keep: unchanged"
+    );
+    let clear = encode_with(
+        &bordered(50, 50, (20, 10, 30, 45), Rgba([0, 0, 0, 0])),
+        ImageFormat::Png,
+    );
+    let r = ok(&clear, &trim_t("trim_0,f_png"));
+    assert_eq!((r.width, r.height), (10, 35));
+}
+
+#[test]
+fn render_trim_on_a_large_jpeg_uses_a_scaled_decode() {
+    let img = bordered(
+        3200,
+        2000,
+        (400, 300, 2000, 1300),
+        Rgba([255, 255, 255, 255]),
+    );
+    let jpeg = encode_with(&DynamicImage::ImageRgb8(img.to_rgb8()), ImageFormat::Jpeg);
+    let r = ok(&jpeg, &trim_t("trim_40,w_160"));
+    assert_eq!(r.width, 160);
+    // The 1600 x 1000 subject at 160 wide is 100 high (the scaled decode may keep a pixel of
+    // border at the scale it found the box).
+    assert!((99..=101).contains(&r.height), "{}", r.height);
+    let out = decoded(&r).to_rgb8();
+    let corner = out.get_pixel(0, 0).0;
+    assert!(
+        corner.iter().any(|&c| c < 200),
+        "corner {corner:?} is subject, not border"
+    );
+}

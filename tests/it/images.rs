@@ -458,3 +458,34 @@ async fn img_avif_source_is_415_naming_avif() {
         .await
         .assert_error(415, "AVIF input is not supported");
 }
+
+#[tokio::test]
+async fn img_trim_end_to_end() {
+    let img = image::RgbaImage::from_fn(120, 90, |x, y| {
+        if (20..100).contains(&x) && (15..75).contains(&y) {
+            image::Rgba([40, 120, 200, 255])
+        } else {
+            image::Rgba([250, 250, 250, 255])
+        }
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let origin = Origin::start(vec![("/t.png", Reply::Body("image/png", png.into()))]).await;
+    let p = proxy(|_| {}).await;
+    let r = p
+        .get(&format!("/img/trim_8,w_40/{}", origin.url("/t.png")))
+        .await;
+    r.assert_ok();
+    assert_eq!(r.dims(), (40, 30));
+    // One pixel in from the edge is all subject (the resampling filter at the very edge still
+    // sees the border just outside the box).
+    let px = r.image().to_rgba8().get_pixel(2, 2).0;
+    for (got, want) in px.iter().zip([40u8, 120, 200, 255]) {
+        assert!(got.abs_diff(want) <= 4, "{px:?}");
+    }
+    p.get(&format!("/img/trim_300/{}", origin.url("/t.png")))
+        .await
+        .assert_error(400, "trim");
+}
