@@ -38,6 +38,8 @@ pub struct Limits {
     pub max_decode_bytes: u64,
     /// Most animation frames a GIF/WebP source may have (counted before decoding).
     pub max_frames: u32,
+    /// Largest frames x source canvas pixels of an animation (checked before decoding).
+    pub max_animation_pixels: u64,
 }
 
 /// What the client's `Accept` header allows, for `f_auto`.
@@ -143,6 +145,17 @@ pub enum PipelineError {
     /// More animation frames than `max_frames`. HTTP 413.
     #[error("source has more than the limit of {limit} animation frames")]
     TooManyFrames { limit: u32 },
+    /// Frames x canvas pixels over `max_animation_pixels`. HTTP 413.
+    #[error(
+        "animation of {frames} frames of {width}x{height} is larger than the limit of {limit} \
+         pixels summed over its frames"
+    )]
+    AnimationTooLarge {
+        frames: u32,
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
     /// Output canvas over `max_output_pixels`. HTTP 413.
     #[error("output {width}x{height} is larger than the limit of {limit} pixels")]
     OutputTooLarge { width: u32, height: u32, limit: u64 },

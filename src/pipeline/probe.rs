@@ -85,9 +85,22 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
         )));
     }
     check_pixels(width, height, limits)?;
-    if super::frames::count(bytes, format, limits.max_frames) > limits.max_frames {
+    let frames = super::frames::count(bytes, format, limits.max_frames);
+    if frames > limits.max_frames {
         return Err(PipelineError::TooManyFrames {
             limit: limits.max_frames,
+        });
+    }
+    // Every frame is decoded onto a full canvas: bound the summed work as well as the count.
+    // A still image is bounded by `max_source_pixels` alone.
+    if frames > 1
+        && u64::from(frames) * u64::from(width) * u64::from(height) > limits.max_animation_pixels
+    {
+        return Err(PipelineError::AnimationTooLarge {
+            frames,
+            width,
+            height,
+            limit: limits.max_animation_pixels,
         });
     }
     let orientation = match format {

@@ -61,6 +61,7 @@ impl AppError {
                 PipelineError::SourceTooLarge { .. }
                 | PipelineError::DecodeTooLarge { .. }
                 | PipelineError::TooManyFrames { .. }
+                | PipelineError::AnimationTooLarge { .. }
                 | PipelineError::OutputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 PipelineError::Corrupt(_) | PipelineError::CropOutside { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
@@ -98,6 +99,7 @@ impl AppError {
                 PipelineError::SourceTooLarge { .. } => "source-too-many-pixels",
                 PipelineError::DecodeTooLarge { .. } => "decode-too-large",
                 PipelineError::TooManyFrames { .. } => "too-many-frames",
+                PipelineError::AnimationTooLarge { .. } => "animation-too-large",
                 PipelineError::OutputTooLarge { .. } => "output-too-large",
                 PipelineError::Corrupt(_) => "corrupt-image",
                 PipelineError::CropOutside { .. } => "crop-outside-image",
