@@ -169,6 +169,9 @@ pub enum PipelineError {
         image_width: u32,
         image_height: u32,
     },
+    /// `page_` names a frame the source does not have. HTTP 422.
+    #[error("page {page} asked for, but the source has {frames} frame(s)")]
+    PageOutOfRange { page: u32, frames: u32 },
     /// Truncated or corrupt image data. HTTP 422.
     #[error("corrupt image: {0}")]
     Corrupt(String),
@@ -200,6 +203,12 @@ struct Prepared {
 fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared, PipelineError> {
     let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
     let mut probe = probe::probe(bytes, format, limits)?;
+    if let Some(page) = req.transform.page.filter(|&p| p > probe.frames) {
+        return Err(PipelineError::PageOutOfRange {
+            page,
+            frames: probe.frames,
+        });
+    }
     // From here on the orientation also carries `r_` and `flip_`: the displayed image is what
     // every other option sees.
     let t = req.transform;
@@ -338,11 +347,11 @@ pub fn render(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Render
             match (dc, req.codecs.jpeg_decoder) {
                 (Some(pixels), _) => pixels,
                 (None, JpegDecoder::Turbo) => jpeg::decode(bytes, &probe, shrink, limits)?,
-                (None, JpegDecoder::Rust) => decode::decode(bytes, &probe, limits)?,
+                (None, JpegDecoder::Rust) => decode::decode(bytes, &probe, 1, limits)?,
             }
         }
         Format::Png | Format::Gif | Format::Webp | Format::Avif => {
-            decode::decode(bytes, &probe, limits)?
+            decode::decode(bytes, &probe, req.transform.page.unwrap_or(1), limits)?
         }
     };
     let mut decode_time = start.elapsed();

@@ -28,6 +28,9 @@ pub(crate) struct Probe {
     /// EXIF orientation 1..=8 (1 when absent or unreadable).
     pub orientation: u8,
     pub jpeg: Option<JpegInfo>,
+    /// Animation frames (1 for a still; exact, since more than `max_frames` is refused, and
+    /// for a truncated file the frames that begin in it).
+    pub frames: u32,
 }
 
 impl Probe {
@@ -113,6 +116,7 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
         height,
         orientation,
         jpeg,
+        frames: frames.max(1),
     })
 }
 

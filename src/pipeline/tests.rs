@@ -464,6 +464,62 @@ fn render_animation_over_summed_pixels_is_animation_too_large() {
     assert!(r.is_ok(), "{r:?}");
 }
 
+/// A 40x30 animated GIF of solid red, green, blue frames (delays 100, 200, 300 ms).
+fn rgb_animated_gif() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
+        let frames = [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+            .into_iter()
+            .zip([100, 200, 300])
+            .map(|([r, g, b], ms)| {
+                image::Frame::from_parts(
+                    RgbaImage::from_pixel(40, 30, Rgba([r, g, b, 255])),
+                    0,
+                    0,
+                    image::Delay::from_numer_denom_ms(ms, 1),
+                )
+            });
+        enc.encode_frames(frames).expect("encode gif");
+    }
+    out
+}
+
+#[test]
+fn render_page_flattens_to_that_frame() {
+    let gif = rgb_animated_gif();
+    for (page, want) in [(1, [255, 0, 0]), (2, [0, 255, 0]), (3, [0, 0, 255])] {
+        let t = Transform {
+            page: Some(page),
+            width: Some(20),
+            ..with_format(Transform::default(), Format::Png)
+        };
+        let r = ok(&gif, &t);
+        assert_eq!((r.format, r.width, r.height), (Format::Png, 20, 15));
+        assert_close(mean_rgb(&decoded(&r)), want.map(f64::from), 2.0);
+    }
+}
+
+#[test]
+fn render_page_beyond_frames_is_page_out_of_range() {
+    let t = Transform {
+        page: Some(4),
+        ..Transform::default()
+    };
+    assert_eq!(
+        render_with(&rgb_animated_gif(), &t, Accept::default()).err(),
+        Some(PipelineError::PageOutOfRange { page: 4, frames: 3 })
+    );
+    let t = Transform {
+        page: Some(2),
+        ..Transform::default()
+    };
+    assert_eq!(
+        render_with(&tiny_jpeg(16, 16), &t, Accept::default()).err(),
+        Some(PipelineError::PageOutOfRange { page: 2, frames: 1 })
+    );
+}
+
 // --- Fit modes, padding, formats, quality ---
 
 #[test]

@@ -63,9 +63,9 @@ impl AppError {
                 | PipelineError::TooManyFrames { .. }
                 | PipelineError::AnimationTooLarge { .. }
                 | PipelineError::OutputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                PipelineError::Corrupt(_) | PipelineError::CropOutside { .. } => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                PipelineError::Corrupt(_)
+                | PipelineError::CropOutside { .. }
+                | PipelineError::PageOutOfRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 PipelineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             AppError::Pool(e) => match e {
@@ -103,6 +103,7 @@ impl AppError {
                 PipelineError::OutputTooLarge { .. } => "output-too-large",
                 PipelineError::Corrupt(_) => "corrupt-image",
                 PipelineError::CropOutside { .. } => "crop-outside-image",
+                PipelineError::PageOutOfRange { .. } => "page-out-of-range",
                 PipelineError::Internal(_) => "internal-error",
             },
             AppError::Pool(e) => match e {
