@@ -49,6 +49,7 @@ const LIMITS: Limits = Limits {
     max_output_pixels: 1 << 26,
     max_decode_bytes: 1 << 29,
     max_frames: 1000,
+    max_animation_pixels: 100_000_000,
 };
 
 /// Per-iteration wall times, CPU time and stage timings collected inside `iter_custom`.

@@ -29,6 +29,7 @@ fn main() {
         max_output_pixels: 1 << 26,
         max_decode_bytes: 1 << 29,
         max_frames: 1000,
+        max_animation_pixels: 100_000_000,
     };
     let req = Request {
         transform: &t,

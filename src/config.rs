@@ -138,6 +138,9 @@ pub struct LimitsConfig {
     pub max_decode_bytes: u64,
     /// Most animation frames a GIF/WebP source may have (counted before decoding); more → 413.
     pub max_frames: u32,
+    /// Largest frames x canvas pixels of an animated GIF/WebP source (read before decoding);
+    /// more → 413.
+    pub max_animation_pixels: u64,
     /// Image worker threads (decode/resize/encode); 0 = number of cores.
     pub workers: usize,
     /// Jobs that may fetch their original ahead of a free worker; unset = as many as
@@ -157,6 +160,7 @@ impl Default for LimitsConfig {
             max_output_pixels: 8192 * 8192,
             max_decode_bytes: 512 * 1024 * 1024,
             max_frames: 1000,
+            max_animation_pixels: 100_000_000,
             workers: 0,
             fetch_ahead: None,
             queue: 64,
@@ -610,6 +614,7 @@ impl TryFrom<Config> for Settings {
             ("limits.max_output_pixels", c.limits.max_output_pixels),
             ("limits.max_decode_bytes", c.limits.max_decode_bytes),
             ("limits.max_frames", u64::from(c.limits.max_frames)),
+            ("limits.max_animation_pixels", c.limits.max_animation_pixels),
             ("server.max_url_bytes", c.server.max_url_bytes as u64),
             ("server.header_timeout_ms", c.server.header_timeout_ms),
             ("server.max_connections", c.server.max_connections as u64),
@@ -693,6 +698,7 @@ impl TryFrom<Config> for Settings {
                 max_output_pixels: c.limits.max_output_pixels,
                 max_decode_bytes: c.limits.max_decode_bytes,
                 max_frames: c.limits.max_frames,
+                max_animation_pixels: c.limits.max_animation_pixels,
             },
             workers,
             fetch_ahead: c.limits.fetch_ahead.unwrap_or(workers),

@@ -9,7 +9,8 @@
 //! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
 //! `q_1..100`, `f_jpeg|jpg|png|webp|avif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
 //! `crop_<x>_<y>_<w>_<h>` (source pixels), `trim_<0..=255>`, `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
-//! (0.1..=10), sigmas with at most one decimal.
+//! (0.1..=10), sigmas with at most one decimal, `page_<n>` (1-based animation frame, 1..=65536:
+//! flattens an animation to that frame).
 //!
 //! Geometry: every option sees the source as displayed (EXIF orientation applied), then turned
 //! by `r_`, then mirrored by `flip_`; `crop_` cuts a rectangle of that image, and `w`/`h`/`c`/`g`
@@ -134,6 +135,8 @@ pub struct Transform {
     pub sharpen: Option<Sigma>,
     /// `trim_`: cut borders within this colour distance of the top-left pixel (0..=255).
     pub trim: Option<u8>,
+    /// `page_`: the 1-based animation frame to flatten to; `None` keeps the animation.
+    pub page: Option<u32>,
 }
 
 /// A rejected option token; the message names the token.
@@ -147,6 +150,9 @@ pub struct OptionsError {
 /// Largest accepted `w`/`h`, after `dpr` too (16384 x the maximum `dpr` of 4), so that every
 /// canonical string re-parses. The output-pixel limit is enforced by the pipeline, not here.
 pub const MAX_DIMENSION: u32 = 65_536;
+
+/// Largest accepted `page_` (the pipeline refuses pages beyond the source's frames).
+pub const MAX_PAGE: u32 = 65_536;
 
 /// `dpr` is held in thousandths so that scaling is exact integer arithmetic.
 const DPR_SCALE: u64 = 1000;
@@ -194,7 +200,7 @@ impl Gravity {
 }
 
 /// The canonical options string (cache keys, logs): fixed order
-/// `w,h,c,g,up,q,f,bg,r,flip,crop,trim,blur,sharpen`, defaults
+/// `w,h,c,g,up,q,f,bg,r,flip,crop,trim,blur,sharpen,page`, defaults
 /// omitted, hex lowercase, `_` when nothing is set. Gravity is printed only for `fill`/`pad`,
 /// where it has an effect. For any `t` returned by [`parse`], `parse(&t.to_string()) == Ok(t)`.
 impl fmt::Display for Transform {
@@ -256,6 +262,9 @@ impl fmt::Display for Transform {
         }
         if let Some(sigma) = self.sharpen {
             put(f, format_args!("sharpen_{sigma}"))?;
+        }
+        if let Some(page) = self.page {
+            put(f, format_args!("page_{page}"))?;
         }
         if sep.is_empty() {
             f.write_str("_")?;
@@ -443,6 +452,13 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                         .ok_or_else(|| bad("trim must be a tolerance from 0 to 255"))?,
                 );
             }
+            Opt::Page => {
+                t.page = Some(
+                    parse_uint(value)
+                        .filter(|p| (1..=MAX_PAGE).contains(p))
+                        .ok_or_else(|| bad("page must be an integer from 1 to 65536"))?,
+                );
+            }
         }
     }
 
@@ -501,6 +517,7 @@ enum Opt {
     Blur,
     Sharpen,
     Trim,
+    Page,
 }
 
 impl Opt {
@@ -521,6 +538,7 @@ impl Opt {
             "trim" => Opt::Trim,
             "blur" => Opt::Blur,
             "sharpen" => Opt::Sharpen,
+            "page" => Opt::Page,
             _ => return None,
         })
     }
@@ -917,6 +935,24 @@ mod tests {
     }
 
     #[test]
+    fn parse_page_is_one_based_and_printed_last() {
+        assert_eq!(ok("page_1", "page_1").page, Some(1));
+        ok("page_2,w_10", "w_10,page_2");
+        ok("page_65536", "page_65536");
+        for input in [
+            "page_0",
+            "page_65537",
+            "page_",
+            "page_-1",
+            "page_1.5",
+            "page_x",
+        ] {
+            bad(input, input);
+        }
+        assert!(parse("page_1,page_2").is_err());
+    }
+
+    #[test]
     fn parse_underscore_alone_is_default() {
         assert_eq!(parse("_"), Ok(Transform::default()));
         assert_eq!(Transform::default().to_string(), "_");
@@ -1074,8 +1110,13 @@ mod tests {
                     blur,
                     sharpen,
                     trim,
+                    ..Transform::default()
                 },
             )
+            .prop_flat_map(|t| {
+                proptest::option::of(1..=MAX_PAGE)
+                    .prop_map(move |page| Transform { page, ..t.clone() })
+            })
     }
 
     /// Strings near the grammar, so the value parsers get exercised, not just the name lookup.
@@ -1096,6 +1137,7 @@ mod tests {
             Just("blur"),
             Just("sharpen"),
             Just("trim"),
+            Just("page"),
             Just("x"),
             Just(""),
         ];

@@ -43,6 +43,8 @@ pub struct Limits {
     pub max_decode_bytes: u64,
     /// Most animation frames a GIF/WebP source may have (counted before decoding).
     pub max_frames: u32,
+    /// Largest frames x source canvas pixels of an animation (checked before decoding).
+    pub max_animation_pixels: u64,
 }
 
 /// What the client's `Accept` header allows, for `f_auto`.
@@ -150,6 +152,17 @@ pub enum PipelineError {
     /// More animation frames than `max_frames`. HTTP 413.
     #[error("source has more than the limit of {limit} animation frames")]
     TooManyFrames { limit: u32 },
+    /// Frames x canvas pixels over `max_animation_pixels`. HTTP 413.
+    #[error(
+        "animation of {frames} frames of {width}x{height} is larger than the limit of {limit} \
+         pixels summed over its frames"
+    )]
+    AnimationTooLarge {
+        frames: u32,
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
     /// Output canvas over `max_output_pixels`. HTTP 413.
     #[error("output {width}x{height} is larger than the limit of {limit} pixels")]
     OutputTooLarge { width: u32, height: u32, limit: u64 },
@@ -163,6 +176,9 @@ pub enum PipelineError {
         image_width: u32,
         image_height: u32,
     },
+    /// `page_` names a frame the source does not have. HTTP 422.
+    #[error("page {page} asked for, but the source has {frames} frame(s)")]
+    PageOutOfRange { page: u32, frames: u32 },
     /// Truncated or corrupt image data. HTTP 422.
     #[error("corrupt image: {0}")]
     Corrupt(String),
@@ -194,6 +210,12 @@ struct Prepared {
 fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared, PipelineError> {
     let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
     let mut probe = probe::probe(bytes, format, limits)?;
+    if let Some(page) = req.transform.page.filter(|&p| p > probe.frames) {
+        return Err(PipelineError::PageOutOfRange {
+            page,
+            frames: probe.frames,
+        });
+    }
     // From here on the orientation also carries `r_` and `flip_`: the displayed image is what
     // every other option sees.
     let t = req.transform;
@@ -254,7 +276,8 @@ fn resolve_trim(
     probe.orientation = orient::compose(probe.orientation, t.rotation.0, t.flip);
     let (ow, oh) = probe.oriented_size();
     let region = user_crop(t.crop, ow, oh)?;
-    let rect = trim::find(bytes, format, &probe, req.codecs, limits, region, tolerance)?;
+    let page = t.page.unwrap_or(1);
+    let rect = trim::find(bytes, &probe, req.codecs, limits, region, tolerance, page)?;
     Ok(Some(Transform {
         crop: Some(rect),
         trim: None,
@@ -406,11 +429,11 @@ fn render_inner(
             match (dc, req.codecs.jpeg_decoder) {
                 (Some(pixels), _) => pixels,
                 (None, JpegDecoder::Turbo) => jpeg::decode(bytes, &probe, shrink, limits)?,
-                (None, JpegDecoder::Rust) => decode::decode(bytes, &probe, limits)?,
+                (None, JpegDecoder::Rust) => decode::decode(bytes, &probe, 1, limits)?,
             }
         }
         Format::Png | Format::Gif | Format::Webp | Format::Avif => {
-            decode::decode(bytes, &probe, limits)?
+            decode::decode(bytes, &probe, req.transform.page.unwrap_or(1), limits)?
         }
     };
     let mut decode_time = start.elapsed();

@@ -14,6 +14,7 @@ const LIMITS: Limits = Limits {
     max_output_pixels: 1_000_000,
     max_decode_bytes: 64 << 20,
     max_frames: 1000,
+    max_animation_pixels: 100_000_000,
 };
 
 /// Option segments, parsed once; the first input byte picks one (and the `Accept`).

@@ -1,11 +1,12 @@
 //! Decoding of PNG, GIF and WebP through the `image` crate, under explicit limits.
 //!
 //! It produces 8-bit RGB or RGBA only (16-bit is reduced exactly, palettes are expanded), and
-//! only the first frame of an animation. JPEG lives in `jpeg`; it does not orient or resize.
+//! one frame of an animation (the first, or the `page_` one composed onto the canvas). JPEG
+//! lives in `jpeg`; it does not orient or resize.
 
 use std::io::Cursor;
 
-use image::{ImageError, ImageFormat};
+use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageError, ImageFormat};
 
 use super::probe::Probe;
 use super::{Limits, PipelineError, Pixels};
@@ -21,20 +22,18 @@ pub(crate) fn image_format(format: Format) -> ImageFormat {
     }
 }
 
-/// Decode the first frame of a PNG, GIF or WebP into 8-bit RGB(A).
+/// Decode frame `page` (1-based; 1 for a still) of a PNG, GIF or WebP into 8-bit RGB(A).
 pub(crate) fn decode(
     bytes: &[u8],
     probe: &Probe,
+    page: u32,
     limits: &Limits,
 ) -> Result<Pixels, PipelineError> {
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(probe.width);
     image_limits.max_image_height = Some(probe.height);
     image_limits.max_alloc = Some(limits.max_decode_bytes);
-    let mut reader =
-        image::ImageReader::with_format(Cursor::new(bytes), image_format(probe.format));
-    reader.limits(image_limits);
-    let image = reader.decode().map_err(|e| match e {
+    let error = |e| match e {
         ImageError::Limits(_) => PipelineError::DecodeTooLarge {
             width: probe.width,
             height: probe.height,
@@ -42,7 +41,15 @@ pub(crate) fn decode(
         },
         ImageError::Unsupported(e) => PipelineError::Unsupported(format!("{}: {e}", probe.format)),
         e => PipelineError::Corrupt(format!("{}: {e}", probe.format)),
-    })?;
+    };
+    let image = if page > 1 {
+        nth_frame(bytes, probe, page, image_limits).map_err(error)?
+    } else {
+        let mut reader =
+            image::ImageReader::with_format(Cursor::new(bytes), image_format(probe.format));
+        reader.limits(image_limits);
+        reader.decode().map_err(error)?
+    };
     let (width, height) = (image.width(), image.height());
     if (width, height) != (probe.width, probe.height) {
         return Err(PipelineError::Corrupt(format!(
@@ -68,4 +75,38 @@ pub(crate) fn decode(
         }
     };
     Ok(pixels)
+}
+
+/// Frame `page` (1-based) of an animated GIF or WebP, composed onto the full canvas. The frames
+/// before it are decoded (later ones may depend on them) but each is dropped as soon as the
+/// next one is made, so at most one canvas and one frame are held.
+fn nth_frame(
+    bytes: &[u8],
+    probe: &Probe,
+    page: u32,
+    image_limits: image::Limits,
+) -> Result<DynamicImage, ImageError> {
+    let skip = usize::try_from(page - 1).unwrap_or(usize::MAX);
+    let frame = match probe.format {
+        Format::Gif => {
+            let mut d = image::codecs::gif::GifDecoder::new(Cursor::new(bytes))?;
+            d.set_limits(image_limits)?;
+            d.into_frames().nth(skip)
+        }
+        Format::Webp => {
+            let mut d = image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))?;
+            d.set_limits(image_limits)?;
+            d.into_frames().nth(skip)
+        }
+        // `prepare` refuses a page beyond the frame count, and stills have one frame.
+        Format::Jpeg | Format::Png | Format::Avif => None,
+    };
+    match frame {
+        Some(frame) => Ok(DynamicImage::ImageRgba8(frame?.into_buffer())),
+        None => Err(ImageError::Parameter(
+            image::error::ParameterError::from_kind(image::error::ParameterErrorKind::Generic(
+                format!("the source has no frame {page}"),
+            )),
+        )),
+    }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Probe {
     /// EXIF orientation 1..=8 (1 when absent or unreadable).
     pub orientation: u8,
     pub jpeg: Option<JpegInfo>,
+    /// Animation frames (1 for a still; exact, since more than `max_frames` is refused, and
+    /// for a truncated file the frames that begin in it).
+    pub frames: u32,
 }
 
 impl Probe {
@@ -85,9 +88,22 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
         )));
     }
     check_pixels(width, height, limits)?;
-    if super::frames::count(bytes, format, limits.max_frames) > limits.max_frames {
+    let frames = super::frames::count(bytes, format, limits.max_frames);
+    if frames > limits.max_frames {
         return Err(PipelineError::TooManyFrames {
             limit: limits.max_frames,
+        });
+    }
+    // Every frame is decoded onto a full canvas: bound the summed work as well as the count.
+    // A still image is bounded by `max_source_pixels` alone.
+    if frames > 1
+        && u64::from(frames) * u64::from(width) * u64::from(height) > limits.max_animation_pixels
+    {
+        return Err(PipelineError::AnimationTooLarge {
+            frames,
+            width,
+            height,
+            limit: limits.max_animation_pixels,
         });
     }
     let orientation = match format {
@@ -100,6 +116,7 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
         height,
         orientation,
         jpeg,
+        frames: frames.max(1),
     })
 }
 

@@ -35,6 +35,7 @@ const LIMITS: Limits = Limits {
     max_output_pixels: 25_000_000,
     max_decode_bytes: 1 << 30,
     max_frames: 1000,
+    max_animation_pixels: 100_000_000,
 };
 
 fn tf(w: Option<u32>, h: Option<u32>) -> Transform {
@@ -411,6 +412,112 @@ fn render_animated_gif_gives_first_frame_as_png() {
     assert_eq!((r.format, r.width, r.height), (Format::Png, 480, 300));
     let first = image::load_from_memory_with_format(&bytes, ImageFormat::Gif).expect("decode gif");
     assert_eq!(decoded(&r).to_rgba8(), first.to_rgba8());
+}
+
+#[test]
+fn render_animation_over_summed_pixels_is_animation_too_large() {
+    // Five frames of 480x300 = 720 000 pixels in all.
+    let bytes = fixture!("animated-480x300.gif");
+    let at = |max_animation_pixels| {
+        let limits = Limits {
+            max_animation_pixels,
+            ..LIMITS
+        };
+        let t = Transform::default();
+        render(
+            &bytes,
+            &Request {
+                transform: &t,
+                accept: Accept::default(),
+                default_quality: 80,
+                codecs: Codecs::default(),
+            },
+            &limits,
+        )
+    };
+    assert_eq!(
+        at(719_999).err(),
+        Some(PipelineError::AnimationTooLarge {
+            frames: 5,
+            width: 480,
+            height: 300,
+            limit: 719_999
+        })
+    );
+    assert!(at(720_000).is_ok());
+    // A still image is bounded by `max_source_pixels` alone.
+    let still = Limits {
+        max_animation_pixels: 1,
+        ..LIMITS
+    };
+    let t = tf(Some(100), None);
+    let r = render(
+        &tiny_jpeg(64, 64),
+        &Request {
+            transform: &t,
+            accept: Accept::default(),
+            default_quality: 80,
+            codecs: Codecs::default(),
+        },
+        &still,
+    );
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// A 40x30 animated GIF of solid red, green, blue frames (delays 100, 200, 300 ms).
+fn rgb_animated_gif() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
+        let frames = [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+            .into_iter()
+            .zip([100, 200, 300])
+            .map(|([r, g, b], ms)| {
+                image::Frame::from_parts(
+                    RgbaImage::from_pixel(40, 30, Rgba([r, g, b, 255])),
+                    0,
+                    0,
+                    image::Delay::from_numer_denom_ms(ms, 1),
+                )
+            });
+        enc.encode_frames(frames).expect("encode gif");
+    }
+    out
+}
+
+#[test]
+fn render_page_flattens_to_that_frame() {
+    let gif = rgb_animated_gif();
+    for (page, want) in [(1, [255, 0, 0]), (2, [0, 255, 0]), (3, [0, 0, 255])] {
+        let t = Transform {
+            page: Some(page),
+            width: Some(20),
+            ..with_format(Transform::default(), Format::Png)
+        };
+        let r = ok(&gif, &t);
+        assert_eq!((r.format, r.width, r.height), (Format::Png, 20, 15));
+        assert_close(mean_rgb(&decoded(&r)), want.map(f64::from), 2.0);
+    }
+}
+
+#[test]
+fn render_page_beyond_frames_is_page_out_of_range() {
+    let t = Transform {
+        page: Some(4),
+        ..Transform::default()
+    };
+    assert_eq!(
+        render_with(&rgb_animated_gif(), &t, Accept::default()).err(),
+        Some(PipelineError::PageOutOfRange { page: 4, frames: 3 })
+    );
+    let t = Transform {
+        page: Some(2),
+        ..Transform::default()
+    };
+    assert_eq!(
+        render_with(&tiny_jpeg(16, 16), &t, Accept::default()).err(),
+        Some(PipelineError::PageOutOfRange { page: 2, frames: 1 })
+    );
 }
 
 // --- Fit modes, padding, formats, quality ---

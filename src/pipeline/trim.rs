@@ -22,14 +22,14 @@ const MIN_SIDE: u32 = 1024;
 /// The trimmed rectangle, in displayed pixels, of `region` (`x, y, width, height`, displayed).
 pub(crate) fn find(
     bytes: &[u8],
-    format: Format,
     probe: &Probe,
     codecs: Codecs,
     limits: &Limits,
     region: (u32, u32, u32, u32),
     tolerance: u8,
+    page: u32,
 ) -> Result<CropRect, PipelineError> {
-    let pixels = match (format, codecs.jpeg_decoder) {
+    let pixels = match (probe.format, codecs.jpeg_decoder) {
         (Format::Jpeg, JpegDecoder::Turbo) => {
             let long = probe.width.max(probe.height);
             let shrink = [8, 4, 2]
@@ -38,7 +38,7 @@ pub(crate) fn find(
                 .unwrap_or(1);
             jpeg::decode(bytes, probe, shrink, limits)?
         }
-        _ => decode::decode(bytes, probe, limits)?,
+        _ => decode::decode(bytes, probe, page, limits)?,
     };
     let shown = orient::apply(pixels, probe.orientation)?;
     let (ow, oh) = probe.oriented_size();

@@ -61,10 +61,11 @@ impl AppError {
                 PipelineError::SourceTooLarge { .. }
                 | PipelineError::DecodeTooLarge { .. }
                 | PipelineError::TooManyFrames { .. }
+                | PipelineError::AnimationTooLarge { .. }
                 | PipelineError::OutputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                PipelineError::Corrupt(_) | PipelineError::CropOutside { .. } => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                PipelineError::Corrupt(_)
+                | PipelineError::CropOutside { .. }
+                | PipelineError::PageOutOfRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 PipelineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             AppError::Pool(e) => match e {
@@ -98,9 +99,11 @@ impl AppError {
                 PipelineError::SourceTooLarge { .. } => "source-too-many-pixels",
                 PipelineError::DecodeTooLarge { .. } => "decode-too-large",
                 PipelineError::TooManyFrames { .. } => "too-many-frames",
+                PipelineError::AnimationTooLarge { .. } => "animation-too-large",
                 PipelineError::OutputTooLarge { .. } => "output-too-large",
                 PipelineError::Corrupt(_) => "corrupt-image",
                 PipelineError::CropOutside { .. } => "crop-outside-image",
+                PipelineError::PageOutOfRange { .. } => "page-out-of-range",
                 PipelineError::Internal(_) => "internal-error",
             },
             AppError::Pool(e) => match e {

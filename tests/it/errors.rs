@@ -93,6 +93,17 @@ async fn error_source_pixels_over_limit_is_413_before_decoding() {
 }
 
 #[tokio::test]
+async fn error_animation_pixels_over_limit_is_413() {
+    // The fixture has five frames of 480x300: 720 000 pixels summed.
+    let p = proxy(|c| c.limits.max_animation_pixels = 700_000).await;
+    p.get("/img/w_100/animated-480x300.gif")
+        .await
+        .assert_error(413, "animation-too-large");
+    let p = proxy(|c| c.limits.max_animation_pixels = 720_000).await;
+    assert_eq!(p.get("/img/w_100/animated-480x300.gif").await.status, 200);
+}
+
+#[tokio::test]
 async fn error_output_over_limit_is_413() {
     let p = proxy(|c| c.limits.max_output_pixels = 1_000_000).await;
     p.get("/img/w_2000,h_2000,c_pad/photo-2560x1600.jpg")

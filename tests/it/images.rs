@@ -290,6 +290,25 @@ async fn img_default_format_is_the_sources_and_gif_becomes_png() {
 }
 
 #[tokio::test]
+async fn img_page_picks_a_frame_and_beyond_the_last_is_422() {
+    let p = proxy(|_| {}).await;
+    let first = p.get("/img/w_100,page_1/animated-480x300.gif").await;
+    let second = p.get("/img/page_2,w_100/animated-480x300.gif").await;
+    assert_eq!(second.header("content-type"), "image/png");
+    assert_eq!(second.dims(), (100, 63));
+    assert_ne!(
+        first.image().to_rgba8(),
+        second.image().to_rgba8(),
+        "frame 2 differs from frame 1"
+    );
+    // The fixture has five frames.
+    assert_eq!(p.get("/img/page_5/animated-480x300.gif").await.status, 200);
+    p.get("/img/page_6/animated-480x300.gif")
+        .await
+        .assert_error(422, "page-out-of-range");
+}
+
+#[tokio::test]
 async fn img_exif_orientation_is_applied() {
     let p = proxy(|_| {}).await;
     let r = p.get("/img/w_300/exif-orient6.jpg").await;
