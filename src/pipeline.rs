@@ -3,11 +3,12 @@
 //! orientation, and `crop_` into the plan, so neither costs a pass over the pixels. Synchronous, pure functions over bytes; the server runs
 //! [`render`] on its bounded worker pool. No async, no HTTP types, no I/O.
 //!
-//! What it deliberately does not do: no colour management (ICC profiles are ignored and
-//! dropped, CMYK is converted naively), no animation (the first GIF/WebP frame only), no
-//! metadata in the output, and no caching. Each stage lives in a submodule; [`render`] reads
+//! Colour: an embedded ICC profile (Display P3, Adobe RGB, CMYK, ...) is converted to sRGB and
+//! dropped (`color`); CMYK without a profile is converted naively. What it deliberately does
+//! not do: no metadata in the output, and no caching. Each stage lives in a submodule; [`render`] reads
 //! top to bottom in the order above.
 
+mod color;
 mod decode;
 mod encode;
 mod filter;
@@ -337,7 +338,9 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         Format::Jpeg if req.codecs.jpeg_decoder == JpegDecoder::Rust => px(w, h).saturating_mul(6),
         Format::Jpeg => {
             let k = u64::from(p.shrink);
-            let out = px(w.div_ceil(k), h.div_ceil(k)).saturating_mul(4);
+            // CMYK through a profile makes an RGB copy beside the CMYK buffer.
+            let per_px = if components == 4 { 7 } else { 4 };
+            let out = px(w.div_ceil(k), h.div_ceil(k)).saturating_mul(per_px);
             // libjpeg keeps every coefficient of a progressive file, 2 bytes each.
             let coefficients = if p.probe.jpeg.is_some_and(|j| j.progressive) {
                 px(w, h).saturating_mul(2 * components)
@@ -448,7 +451,11 @@ fn render_inner(
         width: crop.width * fx,
         height: crop.height * fy,
     };
-    let resized = resize::resize(pixels, crop, target)?;
+    let mut resized = resize::resize(pixels, crop, target)?;
+    // ICC: convert to sRGB on the resized pixels (CMYK profiles were applied at decode).
+    if let Some(profile) = color::embedded_profile(bytes, format) {
+        color::rgb_to_srgb(&mut resized, &profile)?;
+    }
     let orient_start = Instant::now();
     let img = orient::apply(resized, probe.orientation)?;
     let orient_time = orient_start.elapsed();

@@ -5,12 +5,15 @@
 //! pixels are written, but the call fails), and the `turbojpeg` crate turns that into `Err`.
 //! `TJPARAM_STOPONWARNING` would only make that failure earlier; the crate does not expose it
 //! and `unsafe` is forbidden here, so we rely on the -1. The scan limit is set against
-//! progressive scan-count bombs. It does not handle ICC profiles, and does not orient.
+//! progressive scan-count bombs. CMYK goes through the embedded CMYK profile when there is one
+//! (RGB profiles are applied later, on the resized pixels, by `color`). It does not orient.
 
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
-use super::probe::Probe;
+use super::color;
+use super::probe::{jpeg_segments, Probe};
 use super::{alloc_zeroed, Limits, PipelineError, Pixels};
+use crate::format::Format;
 
 /// Most progressive scans we accept; real encoders write at most a few dozen.
 const SCAN_LIMIT: u32 = 500;
@@ -93,7 +96,15 @@ pub(crate) fn decode(
         .map_err(|e| PipelineError::Corrupt(format!("jpeg: {e}")))?;
 
     if cmyk {
-        cmyk_to_rgb_in_place(&mut buf);
+        // Through the embedded CMYK profile when there is one, naively otherwise.
+        let adobe =
+            jpeg_segments(bytes).any(|(code, seg)| code == 0xEE && seg.starts_with(b"Adobe"));
+        match color::embedded_profile(bytes, Format::Jpeg)
+            .and_then(|profile| color::cmyk_to_srgb(&buf, &profile, adobe))
+        {
+            Some(rgb) => buf = rgb,
+            None => cmyk_to_rgb_in_place(&mut buf),
+        }
     }
     let width = u32::try_from(sw).map_err(|_| too_large())?;
     let height = u32::try_from(sh).map_err(|_| too_large())?;

@@ -191,14 +191,30 @@ pub(crate) fn exif_orientation(bytes: &[u8]) -> u8 {
         .unwrap_or(1)
 }
 
-/// The TIFF payload of a JPEG's `APP1 "Exif\0\0"` segment, looking only at the marker
-/// segments before the first scan (where EXIF must be), so the cost does not grow with the file.
-fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
+/// The TIFF payload of a JPEG's `APP1 "Exif\0\0"` segment.
+pub(crate) fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
     const EXIF_ID: &[u8] = b"Exif\0\0";
-    let mut at = 2;
-    loop {
+    jpeg_segments(bytes).find_map(|(code, segment)| {
+        if code == 0xE1 {
+            segment.strip_prefix(EXIF_ID)
+        } else {
+            None
+        }
+    })
+}
+
+/// The marker segments of a JPEG before its first scan, as `(marker code, payload)`, looking
+/// only at the headers (where metadata must be), so the cost does not grow with the file. Ends
+/// quietly at the first scan, the end, or anything malformed.
+pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = if bytes.starts_with(&[0xFF, 0xD8]) {
+        2
+    } else {
+        usize::MAX
+    };
+    std::iter::from_fn(move || loop {
         // Fill bytes (0xFF runs) may precede a marker code.
-        while *bytes.get(at)? == 0xFF && *bytes.get(at + 1)? == 0xFF {
+        while *bytes.get(at)? == 0xFF && *bytes.get(at.checked_add(1)?)? == 0xFF {
             at += 1;
         }
         if *bytes.get(at)? != 0xFF {
@@ -211,7 +227,7 @@ fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
                 at += 2;
                 continue;
             }
-            // Start of scan, end of image: no EXIF before them.
+            // Start of scan, end of image: no metadata after them.
             0xDA | 0xD9 => return None,
             _ => {}
         }
@@ -220,13 +236,9 @@ fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
             *bytes.get(at + 3)?,
         ]));
         let segment = bytes.get(at + 4..(at + 2).checked_add(len)?)?;
-        if code == 0xE1 {
-            if let Some(tiff) = segment.strip_prefix(EXIF_ID) {
-                return Some(tiff);
-            }
-        }
         at += 2 + len;
-    }
+        return Some((code, segment));
+    })
 }
 
 #[cfg(test)]

@@ -508,3 +508,99 @@ async fn img_trim_end_to_end() {
         .await
         .assert_error(400, "trim");
 }
+
+/// The sRGB 8-bit value of a Display P3 colour from the published matrices (P3 shares sRGB's
+/// transfer curve and D65 white), independent of the colour library the server uses.
+fn p3_to_srgb(rgb: [u8; 3]) -> [f64; 3] {
+    let lin = rgb.map(|v| {
+        let x = f64::from(v) / 255.0;
+        if x <= 0.04045 {
+            x / 12.92
+        } else {
+            ((x + 0.055) / 1.055).powf(2.4)
+        }
+    });
+    let m = [
+        [1.224_940_2, -0.224_940_2, 0.0],
+        [-0.042_056_9, 1.042_056_9, 0.0],
+        [-0.019_637_6, -0.078_636_0, 1.098_273_6],
+    ];
+    m.map(|row| {
+        let v = (row[0] * lin[0] + row[1] * lin[1] + row[2] * lin[2]).clamp(0.0, 1.0);
+        let e = if v <= 0.003_130_8 {
+            v * 12.92
+        } else {
+            1.055 * v.powf(1.0 / 2.4) - 0.055
+        };
+        e * 255.0
+    })
+}
+
+/// A flat P3 image as PNG (`iCCP`) and as JPEG (`APP2 ICC_PROFILE`), both with the profile
+/// built in the test: the output must be the sRGB value of that colour, not the raw numbers.
+#[tokio::test]
+async fn img_icc_display_p3_is_converted_to_srgb() {
+    let colour = [60u8, 170, 90];
+    let profile = moxcms::ColorProfile::new_display_p3()
+        .encode()
+        .expect("encode profile");
+    let flat = image::RgbImage::from_pixel(64, 48, image::Rgb(colour));
+    // PNG with iCCP.
+    let mut png = Vec::new();
+    {
+        let mut info = png::Info::with_size(64, 48);
+        info.color_type = png::ColorType::Rgb;
+        info.bit_depth = png::BitDepth::Eight;
+        info.icc_profile = Some(profile.clone().into());
+        let enc = png::Encoder::with_info(&mut png, info).expect("png info");
+        let mut w = enc.write_header().expect("png header");
+        w.write_image_data(flat.as_raw()).expect("png data");
+    }
+    // JPEG (q100, 4:4:4) with the profile in one APP2 chunk after SOI.
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100)
+        .encode_image(&flat)
+        .expect("jpeg");
+    let mut app2 = vec![0xFF, 0xE2];
+    let len = u16::try_from(2 + 14 + profile.len()).expect("profile fits one chunk");
+    app2.extend(len.to_be_bytes());
+    app2.extend(b"ICC_PROFILE\0\x01\x01");
+    app2.extend(&profile);
+    jpeg.splice(2..2, app2);
+
+    let origin = Origin::start(vec![
+        ("/p3.png", Reply::Body("image/png", png.into())),
+        ("/p3.jpg", Reply::Body("image/jpeg", jpeg.into())),
+        (
+            "/plain.png",
+            Reply::Body("image/png", {
+                let mut v = Vec::new();
+                image::DynamicImage::ImageRgb8(flat.clone())
+                    .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png)
+                    .expect("png");
+                v.into()
+            }),
+        ),
+    ])
+    .await;
+    let p = proxy(|_| {}).await;
+    let want = p3_to_srgb(colour);
+    for path in ["/p3.png", "/p3.jpg"] {
+        let r = p
+            .get(&format!("/img/w_32,f_png/{}", origin.url(path)))
+            .await;
+        r.assert_ok();
+        let px = r.image().to_rgb8().get_pixel(16, 12).0;
+        for (got, want) in px.iter().zip(want) {
+            assert!(
+                (f64::from(*got) - want).abs() <= 2.5,
+                "{path}: got {px:?}, want {want:?} (source {colour:?})"
+            );
+        }
+    }
+    // Without a profile the numbers are taken as sRGB and kept.
+    let r = p
+        .get(&format!("/img/w_32,f_png/{}", origin.url("/plain.png")))
+        .await;
+    assert_eq!(r.image().to_rgb8().get_pixel(16, 12).0, colour);
+}
