@@ -7,7 +7,7 @@
 //! Grammar: comma-separated `name_value` tokens (split at the first `_`), each name at most once,
 //! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
 //! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
-//! `q_1..100`, `f_jpeg|jpg|png|webp|avif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
+//! `q_1..100`, `f_jpeg|jpg|png|webp|avif|gif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
 //! `crop_<x>_<y>_<w>_<h>` (source pixels), `trim_<0..=255>`, `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
 //! (0.1..=10), sigmas with at most one decimal, `page_<n>` (1-based animation frame, 1..=65536:
 //! flattens an animation to that frame).
@@ -58,7 +58,7 @@ pub enum Gravity {
 pub enum FormatChoice {
     /// Best the client's `Accept` allows.
     Auto,
-    /// This exact format (never `Gif`).
+    /// This exact format.
     Fixed(Format),
     /// `f_lqip`: a tiny blurred WebP placeholder (at most 32 px, at most 1 KB) of the result.
     Lqip,
@@ -381,11 +381,12 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     "png" => FormatChoice::Fixed(Format::Png),
                     "webp" => FormatChoice::Fixed(Format::Webp),
                     "avif" => FormatChoice::Fixed(Format::Avif),
+                    "gif" => FormatChoice::Fixed(Format::Gif),
                     "auto" => FormatChoice::Auto,
                     "lqip" => FormatChoice::Lqip,
                     _ => {
                         return Err(bad(
-                            "format must be jpeg, jpg, png, webp, avif, auto or lqip",
+                            "format must be jpeg, jpg, png, webp, avif, gif, auto or lqip",
                         ))
                     }
                 });
@@ -726,6 +727,7 @@ mod tests {
             ("f_png", "f_png"),
             ("f_webp", "f_webp"),
             ("f_avif", "f_avif"),
+            ("f_gif", "f_gif"),
             ("f_auto", "f_auto"),
             ("f_lqip", "f_lqip"),
             // background
@@ -823,7 +825,6 @@ mod tests {
             ("q_80.5", "q_80.5"),
             ("q_", "q_"),
             // format
-            ("f_gif", "f_gif"),
             ("f_JPEG", "f_JPEG"),
             ("f_heic", "f_heic"),
             ("f_", "f_"),
@@ -1035,6 +1036,7 @@ mod tests {
             Just(FormatChoice::Fixed(Format::Png)),
             Just(FormatChoice::Fixed(Format::Webp)),
             Just(FormatChoice::Fixed(Format::Avif)),
+            Just(FormatChoice::Fixed(Format::Gif)),
         ]
     }
 

@@ -8,6 +8,7 @@
 //! not do: no metadata in the output, and no caching. Each stage lives in a submodule; [`render`] reads
 //! top to bottom in the order above.
 
+mod animate;
 mod color;
 mod decode;
 mod encode;
@@ -136,6 +137,8 @@ pub struct Rendered {
     pub height: u32,
     /// The output has an alpha channel.
     pub alpha: bool,
+    /// Frames in the output (1 for a still).
+    pub frames: u32,
     pub timings: Timings,
 }
 
@@ -371,6 +374,14 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
     let filters = req.transform.blur.is_some() || req.transform.sharpen.is_some();
     let per_px = if filters { 12 + 32 } else { 12 };
     let out = px(u64::from(cw), u64::from(ch)).saturating_mul(per_px);
+    // An animation kept as one: every shaped RGBA frame is held for libwebp's encoder.
+    let animated = p.probe.frames > 1 && req.transform.page.is_none() && placeholder.is_none();
+    let out = if animated {
+        let frames = u64::from(p.probe.frames);
+        out.saturating_add(px(u64::from(cw), u64::from(ch)).saturating_mul(4 * frames))
+    } else {
+        out
+    };
     decode.saturating_add(out)
 }
 
@@ -425,6 +436,53 @@ fn render_inner(
     } = prepare(bytes, req, limits)?;
     let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
 
+    // 5-8. Crop and resize the (small) stored image, ICC to sRGB, orient the result (no
+    // full-size buffer is ever rotated), filters, pad onto the canvas.
+    let shaper = Shaper {
+        t,
+        plan: &plan,
+        crop,
+        target,
+        orientation: probe.orientation,
+        source_size: (sw, sh),
+        profile: color::embedded_profile(bytes, format),
+    };
+    let animated = probe.frames > 1 && t.page.is_none() && placeholder.is_none();
+    if animated {
+        let out_format = encode::choose(
+            t.format,
+            format,
+            req.accept,
+            plan.canvas,
+            true,
+            req.codecs.avif.max_pixels,
+            true,
+        );
+        if encode::animates(out_format) {
+            let quality = t.quality.unwrap_or(req.default_quality);
+            let anim = animate::render(
+                bytes, &probe, &shaper, out_format, quality, limits, summarize,
+            )?;
+            let summary = match &anim.first {
+                Some(first) if summarize => Some(summary::summarize(first)?),
+                _ => None,
+            };
+            let rendered = Rendered {
+                bytes: anim.bytes,
+                format: out_format,
+                width: plan.canvas.0,
+                height: plan.canvas.1,
+                alpha: anim.alpha,
+                frames: anim.frames,
+                timings: Timings {
+                    decode: Duration::ZERO,
+                    resize: Duration::ZERO,
+                    encode: start.elapsed(),
+                },
+            };
+            return Ok((rendered, summary));
+        }
+    }
     // 4. Decode in stored orientation; JPEG shrinks in the DCT as far as the crop allows.
     let pixels = match format {
         Format::Jpeg => {
@@ -441,47 +499,10 @@ fn render_inner(
     };
     let mut decode_time = start.elapsed();
 
-    // 5-6. Crop and resize the (small) stored image, then orient the result: no full-size
-    // buffer is ever rotated.
     let resize_start = Instant::now();
-    let (fx, fy) = (f64::from(pixels.width) / sw, f64::from(pixels.height) / sh);
-    let crop = Rect {
-        x: crop.x * fx,
-        y: crop.y * fy,
-        width: crop.width * fx,
-        height: crop.height * fy,
-    };
-    let mut resized = resize::resize(pixels, crop, target)?;
-    // ICC: convert to sRGB on the resized pixels (CMYK profiles were applied at decode).
-    if let Some(profile) = color::embedded_profile(bytes, format) {
-        color::rgb_to_srgb(&mut resized, &profile)?;
-    }
-    let orient_start = Instant::now();
-    let img = orient::apply(resized, probe.orientation)?;
-    let orient_time = orient_start.elapsed();
+    let (img, orient_time) = shaper.shape_timed(pixels)?;
     decode_time += orient_time;
-    let img = match t.blur {
-        Some(sigma) => filter::blur(img, sigma.get())?,
-        None => img,
-    };
-    let img = match t.sharpen {
-        Some(sigma) => filter::sharpen(img, sigma.get())?,
-        None => img,
-    };
-
-    // 7-8. Pad onto the canvas, pick the output format, flatten alpha for JPEG.
     let bg = t.background.0;
-    let img = if plan.canvas != plan.resize {
-        resize::pad(&img, plan.canvas, plan.offset, bg)?
-    } else {
-        img
-    };
-    if (img.width, img.height) != plan.canvas {
-        return Err(PipelineError::Internal(format!(
-            "produced {}x{}, planned {}x{}",
-            img.width, img.height, plan.canvas.0, plan.canvas.1
-        )));
-    }
     let out_format = encode::choose(
         t.format,
         format,
@@ -489,6 +510,7 @@ fn render_inner(
         plan.canvas,
         img.alpha,
         req.codecs.avif.max_pixels,
+        false,
     );
     let img = if out_format == Format::Jpeg {
         resize::flatten(img, bg)
@@ -522,6 +544,7 @@ fn render_inner(
         width: plan.canvas.0,
         height: plan.canvas.1,
         alpha,
+        frames: 1,
         timings: Timings {
             decode: decode_time,
             resize: resize_time,
@@ -529,6 +552,70 @@ fn render_inner(
         },
     };
     Ok((rendered, summary))
+}
+
+/// Everything after decode that turns one decoded frame (stored orientation, maybe shrunk on
+/// load) into the output canvas; stills and every frame of an animation go through it.
+pub(crate) struct Shaper<'a> {
+    t: &'a Transform,
+    plan: &'a layout::Plan,
+    /// Crop rectangle in stored source pixels, and the size it is resized to.
+    crop: Rect,
+    target: (u32, u32),
+    orientation: u8,
+    /// The stored source size the crop refers to (the decoded frame may be smaller).
+    source_size: (f64, f64),
+    /// Embedded ICC profile, converted to sRGB after resizing.
+    profile: Option<Vec<u8>>,
+}
+
+impl Shaper<'_> {
+    /// Crop + resize, ICC, orient, blur, sharpen, pad. The result is `plan.canvas` sized.
+    pub(crate) fn shape(&self, pixels: Pixels) -> Result<Pixels, PipelineError> {
+        self.shape_timed(pixels).map(|(img, _)| img)
+    }
+
+    /// [`Shaper::shape`], and the time spent orienting (reported as decode work).
+    fn shape_timed(&self, pixels: Pixels) -> Result<(Pixels, Duration), PipelineError> {
+        let t = self.t;
+        let (sw, sh) = self.source_size;
+        let (fx, fy) = (f64::from(pixels.width) / sw, f64::from(pixels.height) / sh);
+        let crop = Rect {
+            x: self.crop.x * fx,
+            y: self.crop.y * fy,
+            width: self.crop.width * fx,
+            height: self.crop.height * fy,
+        };
+        let mut resized = resize::resize(pixels, crop, self.target)?;
+        // ICC: convert to sRGB on the resized pixels (CMYK profiles were applied at decode).
+        if let Some(profile) = &self.profile {
+            color::rgb_to_srgb(&mut resized, profile)?;
+        }
+        let orient_start = Instant::now();
+        let img = orient::apply(resized, self.orientation)?;
+        let orient_time = orient_start.elapsed();
+        let img = match t.blur {
+            Some(sigma) => filter::blur(img, sigma.get())?,
+            None => img,
+        };
+        let img = match t.sharpen {
+            Some(sigma) => filter::sharpen(img, sigma.get())?,
+            None => img,
+        };
+        let plan = self.plan;
+        let img = if plan.canvas != plan.resize {
+            resize::pad(&img, plan.canvas, plan.offset, t.background.0)?
+        } else {
+            img
+        };
+        if (img.width, img.height) != plan.canvas {
+            return Err(PipelineError::Internal(format!(
+                "produced {}x{}, planned {}x{}",
+                img.width, img.height, plan.canvas.0, plan.canvas.1
+            )));
+        }
+        Ok((img, orient_time))
+    }
 }
 
 /// For `f_lqip`, the transform scaled down to the placeholder's size.

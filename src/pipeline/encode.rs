@@ -20,7 +20,8 @@ pub(crate) const WEBP_MAX_DIMENSION: u32 = 16383;
 /// Largest width or height of an AVIF image (the AV1 frame size fields are 16 bits).
 const AVIF_MAX_DIMENSION: u32 = 65536;
 
-/// The output format: the source's own (GIF becomes PNG), a fixed one, or for `f_auto` AVIF
+/// The output format: the source's own (a still GIF becomes PNG, an animated one stays GIF), a
+/// fixed one, or for `f_auto`: an animation as WebP when accepted, else GIF; a still as AVIF
 /// when accepted and at most `avif_max_pixels`, else WebP when accepted (and not too large for
 /// WebP), else PNG with alpha, else JPEG.
 pub(crate) fn choose(
@@ -30,19 +31,27 @@ pub(crate) fn choose(
     size: (u32, u32),
     alpha: bool,
     avif_max_pixels: u64,
+    animated: bool,
 ) -> Format {
+    let webp_fits = size.0 <= WEBP_MAX_DIMENSION && size.1 <= WEBP_MAX_DIMENSION;
     match choice {
         None => match source {
-            Format::Gif => Format::Png,
+            Format::Gif if !animated => Format::Png,
             f => f,
         },
-        Some(FormatChoice::Fixed(Format::Gif)) => Format::Png,
         Some(FormatChoice::Fixed(f)) => f,
         Some(FormatChoice::Lqip) => Format::Webp,
+        Some(FormatChoice::Auto) if animated => {
+            if accept.webp && webp_fits {
+                Format::Webp
+            } else {
+                Format::Gif
+            }
+        }
         Some(FormatChoice::Auto) => {
             if accept.avif && u64::from(size.0) * u64::from(size.1) <= avif_max_pixels {
                 Format::Avif
-            } else if accept.webp && size.0 <= WEBP_MAX_DIMENSION && size.1 <= WEBP_MAX_DIMENSION {
+            } else if accept.webp && webp_fits {
                 Format::Webp
             } else if alpha {
                 Format::Png
@@ -53,7 +62,19 @@ pub(crate) fn choose(
     }
 }
 
-/// Encode `img` as `format` (never GIF). `img` must be RGB when `format` is JPEG.
+/// Whether `format` can hold an animation (the others get the first frame).
+pub(crate) fn animates(format: Format) -> bool {
+    matches!(format, Format::Webp | Format::Gif)
+}
+
+/// Largest width or height of a GIF (16-bit fields).
+pub(crate) const GIF_MAX_DIMENSION: u32 = 65535;
+
+/// GIF quantizer speed (1 = best palette, slowest; 30 = fastest). 10 is what `image` suggests
+/// as the balance: NeuQuant looks at every 10th pixel.
+pub(crate) const GIF_SPEED: i32 = 10;
+
+/// Encode `img` as `format` (a GIF of one frame for `Gif`). `img` must be RGB when `format` is JPEG.
 pub(crate) fn encode(
     img: &Pixels,
     format: Format,
@@ -90,10 +111,23 @@ pub(crate) fn encode(
             };
             c.compress_to_vec(image).map_err(tj)
         }
-        // `choose` never picks GIF; refusing here keeps `Rendered.format` honest.
-        Format::Gif => Err(PipelineError::Internal(
-            "gif output is not supported".into(),
-        )),
+        Format::Gif => {
+            if w > GIF_MAX_DIMENSION || h > GIF_MAX_DIMENSION {
+                return Err(PipelineError::OutputTooLarge {
+                    width: w,
+                    height: h,
+                    limit: u64::from(GIF_MAX_DIMENSION) * u64::from(GIF_MAX_DIMENSION),
+                });
+            }
+            let mut out = Vec::new();
+            let frame = gif_frame(img, image::Delay::from_numer_denom_ms(0, 1))?;
+            let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(&mut out, GIF_SPEED);
+            encoder
+                .encode_frame(frame)
+                .map_err(|e| internal("gif", &e))?;
+            drop(encoder);
+            Ok(out)
+        }
         Format::Png => {
             let mut out = Vec::new();
             let color = if img.alpha {
@@ -162,16 +196,66 @@ pub(crate) fn encode(
     }
 }
 
+/// One GIF frame of `img` (RGB is given an opaque alpha channel; GIF keeps 1-bit alpha).
+pub(crate) fn gif_frame(img: &Pixels, delay: image::Delay) -> Result<image::Frame, PipelineError> {
+    let rgba = if img.alpha {
+        img.buf.clone()
+    } else {
+        let mut v = Vec::new();
+        v.try_reserve_exact(img.buf.len() / 3 * 4)
+            .map_err(|_| PipelineError::Internal("gif encode: out of memory".into()))?;
+        for px in img.buf.chunks_exact(3) {
+            v.extend_from_slice(&[px[0], px[1], px[2], 255]);
+        }
+        v
+    };
+    let buffer = image::RgbaImage::from_raw(img.width, img.height, rgba)
+        .ok_or_else(|| PipelineError::Internal("gif encode: buffer smaller than image".into()))?;
+    Ok(image::Frame::from_parts(buffer, 0, 0, delay))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn choose_animation_keeps_an_animated_format() {
+        let a = Accept::default();
+        let webp = Accept {
+            webp: true,
+            avif: true,
+        };
+        let auto = Some(FormatChoice::Auto);
+        assert_eq!(
+            choose(None, Format::Gif, a, (10, 10), true, 0, true),
+            Format::Gif
+        );
+        assert_eq!(
+            choose(auto, Format::Gif, webp, (10, 10), true, 9, true),
+            Format::Webp
+        );
+        assert_eq!(
+            choose(auto, Format::Gif, a, (10, 10), true, 9, true),
+            Format::Gif
+        );
+        let gif = Some(FormatChoice::Fixed(Format::Gif));
+        assert_eq!(
+            choose(gif, Format::Jpeg, a, (10, 10), false, 0, false),
+            Format::Gif
+        );
+        assert!(animates(Format::Webp) && animates(Format::Gif));
+        assert!(!animates(Format::Png) && !animates(Format::Avif) && !animates(Format::Jpeg));
+    }
+
+    #[test]
     fn choose_source_format_gif_becomes_png() {
         let a = Accept::default();
-        assert_eq!(choose(None, Format::Gif, a, (10, 10), true, 0), Format::Png);
         assert_eq!(
-            choose(None, Format::Webp, a, (10, 10), false, 0),
+            choose(None, Format::Gif, a, (10, 10), true, 0, false),
+            Format::Png
+        );
+        assert_eq!(
+            choose(None, Format::Webp, a, (10, 10), false, 0, false),
             Format::Webp
         );
         assert_eq!(
@@ -181,7 +265,8 @@ mod tests {
                 a,
                 (10, 10),
                 true,
-                0
+                0,
+                false
             ),
             Format::Jpeg
         );
@@ -196,19 +281,19 @@ mod tests {
         let no = Accept::default();
         let auto = Some(FormatChoice::Auto);
         assert_eq!(
-            choose(auto, Format::Jpeg, yes, (10, 10), false, 0),
+            choose(auto, Format::Jpeg, yes, (10, 10), false, 0, false),
             Format::Webp
         );
         assert_eq!(
-            choose(auto, Format::Jpeg, no, (10, 10), true, 0),
+            choose(auto, Format::Jpeg, no, (10, 10), true, 0, false),
             Format::Png
         );
         assert_eq!(
-            choose(auto, Format::Png, no, (10, 10), false, 0),
+            choose(auto, Format::Png, no, (10, 10), false, 0, false),
             Format::Jpeg
         );
         assert_eq!(
-            choose(auto, Format::Jpeg, yes, (20000, 10), false, 0),
+            choose(auto, Format::Jpeg, yes, (20000, 10), false, 0, false),
             Format::Jpeg
         );
     }
@@ -226,23 +311,23 @@ mod tests {
         let auto = Some(FormatChoice::Auto);
         let max = 100 * 100;
         assert_eq!(
-            choose(auto, Format::Jpeg, all, (100, 100), false, max),
+            choose(auto, Format::Jpeg, all, (100, 100), false, max, false),
             Format::Avif
         );
         assert_eq!(
-            choose(auto, Format::Jpeg, all, (101, 100), false, max),
+            choose(auto, Format::Jpeg, all, (101, 100), false, max, false),
             Format::Webp
         );
         assert_eq!(
-            choose(auto, Format::Png, avif_only, (100, 100), true, max),
+            choose(auto, Format::Png, avif_only, (100, 100), true, max, false),
             Format::Avif
         );
         assert_eq!(
-            choose(auto, Format::Png, avif_only, (101, 100), true, max),
+            choose(auto, Format::Png, avif_only, (101, 100), true, max, false),
             Format::Png
         );
         assert_eq!(
-            choose(auto, Format::Jpeg, all, (100, 100), false, 0),
+            choose(auto, Format::Jpeg, all, (100, 100), false, 0, false),
             Format::Webp
         );
         let fixed = Some(FormatChoice::Fixed(Format::Avif));
@@ -253,7 +338,8 @@ mod tests {
                 Accept::default(),
                 (101, 100),
                 false,
-                max
+                max,
+                false
             ),
             Format::Avif
         );

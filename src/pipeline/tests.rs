@@ -406,12 +406,111 @@ fn render_lossy_webp_w300_gives_webp() {
 }
 
 #[test]
-fn render_animated_gif_gives_first_frame_as_png() {
+fn render_animated_gif_stays_an_animated_gif_and_f_png_is_the_first_frame() {
     let bytes = fixture!("animated-480x300.gif");
     let r = ok(&bytes, &Transform::default());
-    assert_eq!((r.format, r.width, r.height), (Format::Png, 480, 300));
+    assert_eq!(
+        (r.format, r.width, r.height, r.frames),
+        (Format::Gif, 480, 300, 5)
+    );
+    assert_eq!(frames_of(&r).len(), 5);
+    let r = ok(&bytes, &with_format(Transform::default(), Format::Png));
+    assert_eq!(
+        (r.format, r.width, r.height, r.frames),
+        (Format::Png, 480, 300, 1)
+    );
     let first = image::load_from_memory_with_format(&bytes, ImageFormat::Gif).expect("decode gif");
     assert_eq!(decoded(&r).to_rgba8(), first.to_rgba8());
+}
+
+/// The frames of an animated output (GIF or WebP), with their durations in ms.
+fn frames_of(r: &Rendered) -> Vec<(RgbaImage, u32)> {
+    use image::AnimationDecoder;
+    let frames = match r.format {
+        Format::Gif => image::codecs::gif::GifDecoder::new(Cursor::new(&r.bytes))
+            .expect("gif")
+            .into_frames(),
+        Format::Webp => image::codecs::webp::WebPDecoder::new(Cursor::new(&r.bytes))
+            .expect("webp")
+            .into_frames(),
+        f => panic!("{f} has no frames"),
+    };
+    frames
+        .map(|f| {
+            let f = f.expect("frame");
+            let (n, d) = f.delay().numer_denom_ms();
+            (f.into_buffer(), n / d)
+        })
+        .collect()
+}
+
+#[test]
+fn render_animation_resizes_every_frame_and_keeps_durations() {
+    let gif = rgb_animated_gif();
+    let want = [
+        ([255u8, 0, 0], 100u32),
+        ([0, 255, 0], 200),
+        ([0, 0, 255], 300),
+    ];
+    for format in [Format::Webp, Format::Gif] {
+        let t = Transform {
+            width: Some(20),
+            ..with_format(Transform::default(), format)
+        };
+        let r = ok(&gif, &t);
+        assert_eq!((r.format, r.width, r.height, r.frames), (format, 20, 15, 3));
+        assert!(!r.alpha, "{format}: opaque frames");
+        let frames = frames_of(&r);
+        assert_eq!(frames.len(), 3, "{format}");
+        for ((img, ms), (rgb, want_ms)) in frames.iter().zip(want) {
+            assert_eq!(img.dimensions(), (20, 15), "{format}");
+            assert_eq!(*ms, want_ms, "{format}: frame duration");
+            let px = img.get_pixel(10, 7).0;
+            for (got, want) in px.iter().zip(rgb) {
+                assert!(got.abs_diff(want) <= 8, "{format}: {px:?} vs {rgb:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn render_animation_f_auto_is_webp_when_accepted_else_gif_and_stills_for_other_formats() {
+    let gif = rgb_animated_gif();
+    let auto = Transform {
+        format: Some(FormatChoice::Auto),
+        ..Transform::default()
+    };
+    let all = Accept {
+        webp: true,
+        avif: true,
+    };
+    let r = render_with(&gif, &auto, all).expect("render");
+    assert_eq!((r.format, r.frames), (Format::Webp, 3));
+    let r = render_with(&gif, &auto, Accept::default()).expect("render");
+    assert_eq!((r.format, r.frames), (Format::Gif, 3));
+    for f in [Format::Png, Format::Jpeg] {
+        let r = ok(&gif, &with_format(Transform::default(), f));
+        assert_eq!((r.format, r.frames), (f, 1));
+        assert_close(mean_rgb(&decoded(&r)), [255.0, 0.0, 0.0], 3.0);
+    }
+    // An animated WebP source stays animated.
+    let webp = ok(&gif, &with_format(Transform::default(), Format::Webp));
+    let r = ok(&webp.bytes, &tf(Some(10), None));
+    assert_eq!((r.format, r.width, r.frames), (Format::Webp, 10, 3));
+    assert_eq!(frames_of(&r).len(), 3);
+}
+
+#[test]
+fn render_still_as_gif_is_one_frame() {
+    let r = ok(
+        &tiny_jpeg(64, 48),
+        &with_format(tf(Some(32), None), Format::Gif),
+    );
+    assert_eq!(
+        (r.format, r.width, r.height, r.frames),
+        (Format::Gif, 32, 24, 1)
+    );
+    assert_eq!(frames_of(&r).len(), 1);
 }
 
 #[test]
@@ -681,10 +780,16 @@ fn render_truncated_animated_gif_is_corrupt_only_inside_first_frame() {
     let bytes = fixture!("animated-480x300.gif");
     // The first of five frames ends well after 10% of the file.
     assert_corrupt(&bytes[..bytes.len() / 10], "gif cut in frame 1");
-    // Only the first frame is ever decoded; a cut in a later frame does not affect it.
-    let r = ok(&bytes[..bytes.len() * 6 / 10], &Transform::default());
+    // As a still only the first frame is decoded; a cut in a later frame does not affect it.
+    let first_only = with_format(Transform::default(), Format::Png);
+    let r = ok(&bytes[..bytes.len() * 6 / 10], &first_only);
     let first = image::load_from_memory_with_format(&bytes, ImageFormat::Gif).expect("decode gif");
     assert_eq!(decoded(&r).to_rgba8(), first.to_rgba8());
+    // Kept as an animation, the cut frame is an error.
+    assert_corrupt(
+        &bytes[..bytes.len() * 6 / 10],
+        "gif cut in frame 3, animated",
+    );
 }
 
 #[test]

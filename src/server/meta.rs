@@ -36,7 +36,7 @@ pub fn json(r: &Rendered, s: &Summary) -> Vec<u8> {
         format: r.format.name(),
         bytes: r.bytes.len(),
         has_alpha: r.alpha,
-        frames: 1,
+        frames: r.frames,
         dominant_color: format!("#{red:02x}{green:02x}{blue:02x}"),
         thumbhash: STANDARD.encode(&s.thumbhash),
     };

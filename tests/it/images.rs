@@ -279,14 +279,80 @@ async fn img_auto_format_negotiates_and_varies() {
 }
 
 #[tokio::test]
-async fn img_default_format_is_the_sources_and_gif_becomes_png() {
+async fn img_default_format_is_the_sources_and_a_still_gif_becomes_png() {
+    let mut still = Vec::new();
+    image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+        48,
+        30,
+        image::Rgba([10, 200, 30, 255]),
+    ))
+    .write_to(
+        &mut std::io::Cursor::new(&mut still),
+        image::ImageFormat::Gif,
+    )
+    .expect("gif");
+    let origin = Origin::start(vec![("/s.gif", Reply::Body("image/gif", still.into()))]).await;
     let p = proxy(|_| {}).await;
-    let gif = p.get("/img/w_100/animated-480x300.gif").await;
+    let gif = p.get(&format!("/img/w_24/{}", origin.url("/s.gif"))).await;
     assert_eq!(gif.header("content-type"), "image/png");
-    assert_eq!(gif.dims(), (100, 63));
+    assert_eq!(gif.dims(), (24, 15));
     let webp = p.get("/img/w_100/lossy-2560x1600.webp").await;
     assert_eq!(webp.header("content-type"), "image/webp");
     assert_eq!(webp.dims(), (100, 63));
+}
+
+/// Frames of an animated GIF or WebP response: (width, height) each, and the count.
+fn animation_frames(r: &Reply2) -> Vec<(u32, u32)> {
+    use image::AnimationDecoder;
+    let bytes = std::io::Cursor::new(r.body.clone());
+    let frames = match r.header("content-type") {
+        "image/gif" => image::codecs::gif::GifDecoder::new(bytes)
+            .expect("gif")
+            .into_frames(),
+        "image/webp" => image::codecs::webp::WebPDecoder::new(bytes)
+            .expect("webp")
+            .into_frames(),
+        other => panic!("{other} is not animated"),
+    };
+    frames
+        .map(|f| f.expect("frame").buffer().dimensions())
+        .collect()
+}
+
+#[tokio::test]
+async fn img_animation_is_kept_and_every_frame_resized() {
+    let p = proxy(|_| {}).await;
+    let src = "animated-480x300.gif";
+    // The source's own format: an animated GIF stays an animated GIF.
+    let gif = p.get(&format!("/img/w_100/{src}")).await;
+    gif.assert_ok();
+    assert_eq!(gif.header("content-type"), "image/gif");
+    assert_eq!(animation_frames(&gif), vec![(100, 63); 5]);
+    // f_auto: animated WebP for a browser that takes WebP (AVIF would lose the animation).
+    let auto = p
+        .get_with(
+            &format!("/img/w_120,h_120,c_fill,f_auto/{src}"),
+            &[("accept", "image/avif,image/webp,*/*")],
+        )
+        .await;
+    assert_eq!(auto.header("content-type"), "image/webp");
+    assert_eq!(animation_frames(&auto), vec![(120, 120); 5]);
+    let auto = p.get(&format!("/img/w_120,f_auto/{src}")).await;
+    assert_eq!(auto.header("content-type"), "image/gif");
+    // A format without animation gets the first frame.
+    let png = p.get(&format!("/img/w_100,f_png/{src}")).await;
+    assert_eq!(png.header("content-type"), "image/png");
+    // /meta counts the frames.
+    let meta = p.get(&format!("/meta/w_100,f_webp/{src}")).await;
+    let json: serde_json::Value = serde_json::from_slice(&meta.body).expect("json");
+    assert_eq!(json["frames"], 5);
+    assert_eq!(json["format"], "webp");
+    // Bounded: more frames than limits.max_frames is refused before decoding.
+    let small = proxy(|c| c.limits.max_frames = 4).await;
+    small
+        .get(&format!("/img/w_100/{src}"))
+        .await
+        .assert_error(413, "too-many-frames");
 }
 
 #[tokio::test]
