@@ -200,6 +200,9 @@ pub struct OutputConfig {
     pub client_hints: bool,
     /// Quality used instead of the default when the client sends `Save-Data: on`.
     pub save_data_quality: u8,
+    /// Keep the source's EXIF `Artist` and `Copyright` in the output (all other metadata is
+    /// always stripped).
+    pub keep_copyright: bool,
 }
 
 /// How `f_auto` tells caches that the answer depends on `Accept`.
@@ -228,6 +231,7 @@ impl Default for OutputConfig {
             auto_format: AutoFormat::Vary,
             client_hints: false,
             save_data_quality: 50,
+            keep_copyright: false,
         }
     }
 }
@@ -662,15 +666,17 @@ impl TryFrom<Config> for Settings {
                 quality: c.output.avif_quality,
                 max_pixels: c.output.avif_max_pixels,
             },
+            keep_copyright: c.output.keep_copyright,
         };
         let output_profile = format!(
-            "q={} avif=q{},s{},max{} jpeg={:?} dc={}",
+            "q={} avif=q{},s{},max{} jpeg={:?} dc={} copyright={}",
             c.output.default_quality,
             codecs.avif.quality,
             codecs.avif.speed,
             codecs.avif.max_pixels,
             codecs.jpeg_decoder,
-            codecs.progressive_dc
+            codecs.progressive_dc,
+            codecs.keep_copyright
         );
         Ok(Settings {
             listen: c.server.listen,

@@ -4,8 +4,8 @@
 //! [`render`] on its bounded worker pool. No async, no HTTP types, no I/O.
 //!
 //! Colour: an embedded ICC profile (Display P3, Adobe RGB, CMYK, ...) is converted to sRGB and
-//! dropped (`color`); CMYK without a profile is converted naively. What it deliberately does
-//! not do: no metadata in the output, and no caching. Each stage lives in a submodule; [`render`] reads
+//! dropped (`color`); CMYK without a profile is converted naively. No metadata reaches the
+//! output except, with `keep_copyright`, the EXIF artist and copyright (`metadata`). No caching. Each stage lives in a submodule; [`render`] reads
 //! top to bottom in the order above.
 
 mod animate;
@@ -17,6 +17,7 @@ mod frames;
 mod jpeg;
 mod jpeg_dc;
 mod lqip;
+mod metadata;
 mod orient;
 mod probe;
 mod resize;
@@ -74,6 +75,8 @@ pub struct Codecs {
     /// Decode only the DC scans of a progressive JPEG when shrinking it by 8 or more.
     pub progressive_dc: bool,
     pub avif: AvifSettings,
+    /// Copy the source's EXIF `Artist` and `Copyright` into the output (`output.keep_copyright`).
+    pub keep_copyright: bool,
 }
 
 impl Default for Codecs {
@@ -82,6 +85,7 @@ impl Default for Codecs {
             jpeg_decoder: JpegDecoder::Turbo,
             progressive_dc: true,
             avif: AvifSettings::default(),
+            keep_copyright: false,
         }
     }
 }
@@ -463,6 +467,18 @@ fn render_inner(
             let anim = animate::render(
                 bytes, &probe, &shaper, out_format, quality, limits, summarize,
             )?;
+            let exif = req
+                .codecs
+                .keep_copyright
+                .then(|| metadata::copyright_exif(bytes, format))
+                .flatten();
+            let anim = match &exif {
+                Some(tiff) => animate::Animation {
+                    bytes: metadata::embed(anim.bytes, out_format, tiff),
+                    ..anim
+                },
+                None => anim,
+            };
             let summary = match &anim.first {
                 Some(first) if summarize => Some(summary::summarize(first)?),
                 _ => None,
@@ -536,7 +552,16 @@ fn render_inner(
     let out = if placeholder.is_some() {
         lqip::encode(img, t.blur.is_some())?
     } else {
-        encode::encode(&img, out_format, quality, &req.codecs.avif)?
+        let exif = req
+            .codecs
+            .keep_copyright
+            .then(|| metadata::copyright_exif(bytes, format))
+            .flatten();
+        let encoded = encode::encode(&img, out_format, quality, &req.codecs.avif, exif.as_deref())?;
+        match &exif {
+            Some(tiff) => metadata::embed(encoded, out_format, tiff),
+            None => encoded,
+        }
     };
     let rendered = Rendered {
         bytes: out,

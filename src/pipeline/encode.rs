@@ -1,8 +1,9 @@
 //! Output format choice and encoding (turbojpeg for JPEG, `image`'s PNG encoder, libwebp,
 //! rav1e through ravif for AVIF).
 //!
-//! No metadata is ever written: EXIF, ICC and XMP of the source are dropped, and orientation is
-//! already baked into the pixels. It does not flatten alpha (the caller does before JPEG).
+//! No metadata is written (EXIF, ICC and XMP of the source are dropped, orientation is already
+//! baked into the pixels), except an EXIF block handed to the AVIF encoder for
+//! `output.keep_copyright` (`metadata` adds it to the other formats). It does not flatten alpha (the caller does before JPEG).
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
@@ -80,6 +81,7 @@ pub(crate) fn encode(
     format: Format,
     quality: u8,
     avif: &AvifSettings,
+    avif_exif: Option<&[u8]>,
 ) -> Result<Vec<u8>, PipelineError> {
     let quality = quality.clamp(1, 100);
     let internal = |what: &str, e: &dyn std::fmt::Display| {
@@ -184,6 +186,10 @@ pub(crate) fn encode(
                 .with_speed(avif.speed.clamp(1, 10))
                 .with_bit_depth(ravif::BitDepth::Eight)
                 .with_num_threads(Some(1));
+            let encoder = match avif_exif {
+                Some(exif) => encoder.with_exif(exif),
+                None => encoder,
+            };
             let encoded = if img.alpha {
                 encoder.encode_rgba(ravif::Img::new(buf.as_rgba(), wu, hu))
             } else {

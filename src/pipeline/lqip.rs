@@ -46,7 +46,7 @@ pub(crate) fn encode(img: Pixels, blurred: bool) -> Result<Vec<u8>, PipelineErro
     };
     let mut smallest = Vec::new();
     for quality in [40, 20, 5] {
-        let out = encode::encode(&img, Format::Webp, quality, &AvifSettings::default())?;
+        let out = encode::encode(&img, Format::Webp, quality, &AvifSettings::default(), None)?;
         if out.len() <= MAX_BYTES {
             return Ok(out);
         }

@@ -670,3 +670,91 @@ async fn img_icc_display_p3_is_converted_to_srgb() {
         .await;
     assert_eq!(r.image().to_rgb8().get_pixel(16, 12).0, colour);
 }
+
+/// A JPEG whose EXIF has an artist, a copyright, and tags that must never leave (camera make,
+/// a GPS latitude).
+fn jpeg_with_exif() -> Vec<u8> {
+    use exif::{Field, In, Rational, Tag, Value};
+    let ascii = |tag, s: &str| Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value: Value::Ascii(vec![s.as_bytes().to_vec()]),
+    };
+    let fields = [
+        ascii(Tag::Artist, "Ann Example"),
+        ascii(Tag::Copyright, "(c) 2026 Ann Example, all rights reserved"),
+        ascii(Tag::Make, "SecretCam"),
+        Field {
+            tag: Tag::GPSLatitude,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational(vec![Rational::from((48, 1)); 3]),
+        },
+    ];
+    let mut writer = exif::experimental::Writer::new();
+    for f in &fields {
+        writer.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).expect("write exif");
+    let tiff = tiff.into_inner();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&image::RgbImage::from_pixel(
+            64,
+            48,
+            image::Rgb([90, 120, 150]),
+        ))
+        .expect("jpeg");
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend(
+        u16::try_from(2 + 6 + tiff.len())
+            .expect("fits")
+            .to_be_bytes(),
+    );
+    app1.extend(b"Exif\0\0");
+    app1.extend(&tiff);
+    jpeg.splice(2..2, app1);
+    jpeg
+}
+
+/// The EXIF tags of an output file, by name (empty when it has no EXIF).
+fn exif_tags(body: &[u8]) -> Vec<String> {
+    exif::Reader::new()
+        .read_from_container(&mut std::io::Cursor::new(body))
+        .map(|e| {
+            e.fields()
+                .map(|f| format!("{}={}", f.tag, f.display_value()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn img_metadata_is_stripped_and_keep_copyright_keeps_artist_and_copyright_only() {
+    let origin = Origin::start(vec![(
+        "/e.jpg",
+        Reply::Body("image/jpeg", jpeg_with_exif().into()),
+    )])
+    .await;
+    let url = |f: &str| format!("/img/w_32,f_{f}/{}", origin.url("/e.jpg"));
+    let plain = proxy(|_| {}).await;
+    let keep = proxy(|c| c.output.keep_copyright = true).await;
+    for f in ["jpeg", "png", "webp", "avif"] {
+        let r = plain.get(&url(f)).await;
+        r.assert_ok();
+        assert_eq!(exif_tags(&r.body), Vec::<String>::new(), "f_{f}: stripped");
+        let r = keep.get(&url(f)).await;
+        r.assert_ok();
+        assert_eq!(r.dims(), (32, 24), "f_{f}: still a valid image");
+        let tags = exif_tags(&r.body);
+        assert_eq!(tags.len(), 2, "f_{f}: {tags:?}");
+        assert!(
+            tags[0].starts_with("Artist=") && tags[0].contains("Ann Example"),
+            "{tags:?}"
+        );
+        assert!(
+            tags[1].starts_with("Copyright=") && tags[1].contains("(c) 2026"),
+            "{tags:?}"
+        );
+    }
+}
