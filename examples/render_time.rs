@@ -1,6 +1,7 @@
 //! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
 //! `PROGRESSIVE_DC=0` turns the DC-only progressive path off, `JPEG_DECODER=rust` picks the
-//! pure-Rust JPEG decoder, `FORMAT=avif|webp|jpeg|png` the output format, for A/B runs.
+//! pure-Rust JPEG decoder, `FORMAT=avif|webp|jpeg|png|gif` the output format, `OPTIONS=c_fill,h_300,g_auto`
+//! more options, `ICC=p3` embeds a Display P3 profile in a JPEG source first, for A/B runs.
 use std::time::Instant;
 
 use imgcdn::options::Transform;
@@ -13,16 +14,36 @@ fn main() {
         std::process::exit(2);
     };
     let n: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20);
-    let bytes = std::fs::read(file).expect("read");
+    let mut bytes = std::fs::read(file).expect("read");
+    if std::env::var("ICC").as_deref() == Ok("p3") {
+        let profile = moxcms::ColorProfile::new_display_p3()
+            .encode()
+            .expect("profile");
+        let mut app2 = vec![0xFF, 0xE2];
+        app2.extend(
+            u16::try_from(2 + 14 + profile.len())
+                .expect("fits")
+                .to_be_bytes(),
+        );
+        app2.extend(b"ICC_PROFILE\0\x01\x01");
+        app2.extend(&profile);
+        bytes.splice(2..2, app2);
+    }
     let format = std::env::var("FORMAT").ok().and_then(|f| {
         imgcdn::options::parse(&format!("f_{f}"))
             .ok()
             .and_then(|t| t.format)
     });
+    let extra = std::env::var("OPTIONS").unwrap_or_default();
+    let base = if extra.is_empty() {
+        Transform::default()
+    } else {
+        imgcdn::options::parse(&extra).expect("OPTIONS")
+    };
     let t = Transform {
         width: Some(w),
-        format,
-        ..Transform::default()
+        format: format.or(base.format),
+        ..base
     };
     let limits = Limits {
         max_source_pixels: 50_000_000,
@@ -57,7 +78,7 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let mid = stages[n / 2];
     println!(
-        "{file} w={w} {}: median {:.1} ms (min {:.1}); decode {:.1} resize {:.1} encode {:.1}; {} bytes",
+        "{file} w={w} {} {extra}: median {:.1} ms (min {:.1}); decode {:.1} resize {:.1} encode {:.1}; {} bytes",
         std::env::var("FORMAT").unwrap_or_default(),
         times[n / 2],
         times[0],

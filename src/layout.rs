@@ -154,7 +154,8 @@ fn fill_crop(sw: f64, sh: f64, w: u32, h: u32, gravity: Gravity) -> Rect {
 /// Where gravity puts the kept region along each axis: 0 = left/top, 0.5 = centre, 1 = right/bottom.
 fn gravity_factors(g: Gravity) -> (f64, f64) {
     match g {
-        Gravity::Center => (0.5, 0.5),
+        // `g_auto` plans the centred crop; the pipeline moves it once it has the pixels.
+        Gravity::Center | Gravity::Auto => (0.5, 0.5),
         Gravity::North => (0.5, 0.0),
         Gravity::South => (0.5, 1.0),
         Gravity::East => (1.0, 0.5),

@@ -6,7 +6,7 @@
 //!
 //! Grammar: comma-separated `name_value` tokens (split at the first `_`), each name at most once,
 //! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
-//! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw`, `up_0|1`,
+//! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw|auto`, `up_0|1`,
 //! `q_1..100`, `f_jpeg|jpg|png|webp|avif|gif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
 //! `crop_<x>_<y>_<w>_<h>` (source pixels), `trim_<0..=255>`, `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
 //! (0.1..=10), sigmas with at most one decimal, `page_<n>` (1-based animation frame, 1..=65536:
@@ -51,6 +51,9 @@ pub enum Gravity {
     NorthWest,
     SouthEast,
     SouthWest,
+    /// `g_auto`: for `fill`, the most interesting region (edges, saturation, skin tones); the
+    /// centre for `pad`.
+    Auto,
 }
 
 /// The output format asked for with `f_`.
@@ -195,6 +198,7 @@ impl Gravity {
             Gravity::NorthWest => "nw",
             Gravity::SouthEast => "se",
             Gravity::SouthWest => "sw",
+            Gravity::Auto => "auto",
         }
     }
 }
@@ -358,7 +362,12 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     "nw" => Gravity::NorthWest,
                     "se" => Gravity::SouthEast,
                     "sw" => Gravity::SouthWest,
-                    _ => return Err(bad("gravity must be center, n, s, e, w, ne, nw, se or sw")),
+                    "auto" => Gravity::Auto,
+                    _ => {
+                        return Err(bad(
+                            "gravity must be center, n, s, e, w, ne, nw, se, sw or auto",
+                        ))
+                    }
                 };
             }
             Opt::Enlarge => {
@@ -710,6 +719,7 @@ mod tests {
             ("c_pad,g_nw", "c_pad,g_nw"),
             ("g_se,c_pad", "c_pad,g_se"),
             ("g_sw,c_fill", "c_fill,g_sw"),
+            ("g_auto,c_fill", "c_fill,g_auto"),
             ("c_fill,g_center", "c_fill"),
             ("g_n", "_"),
             ("c_fit,g_se", "_"),
@@ -1025,6 +1035,7 @@ mod tests {
             Just(Gravity::NorthWest),
             Just(Gravity::SouthEast),
             Just(Gravity::SouthWest),
+            Just(Gravity::Auto),
         ]
     }
 

@@ -21,6 +21,7 @@ mod metadata;
 mod orient;
 mod probe;
 mod resize;
+mod smartcrop;
 mod sniff;
 mod summary;
 #[cfg(test)]
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::format::Format;
 use crate::layout::{self, LayoutError, Rect};
-use crate::options::{CropRect, FormatChoice, Transform};
+use crate::options::{CropRect, Fit, FormatChoice, Gravity, Transform};
 
 pub use summary::Summary;
 
@@ -207,6 +208,9 @@ struct Prepared {
     plan: layout::Plan,
     /// Crop rectangle and resize target in stored (not oriented) pixels.
     crop: Rect,
+    /// The part of the source `crop_`/`trim_` keep (the whole image without them), in stored
+    /// pixels: where `g_auto` may move the crop.
+    region: Rect,
     target: (u32, u32),
     /// JPEG DCT shrink factor (1 for other formats).
     shrink: u32,
@@ -249,6 +253,17 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
         ..plan.crop
     };
     let crop = orient::stored_rect(displayed, probe.orientation, sw, sh);
+    let region = orient::stored_rect(
+        Rect {
+            x: f64::from(region.0),
+            y: f64::from(region.1),
+            width: f64::from(region.2),
+            height: f64::from(region.3),
+        },
+        probe.orientation,
+        sw,
+        sh,
+    );
     let target = orient::stored_size(plan.resize, probe.orientation);
     let shrink = match format {
         Format::Jpeg => jpeg::choose_shrink(crop.width, crop.height, target.0, target.1),
@@ -262,6 +277,7 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
         probe,
         plan,
         crop,
+        region,
         target,
         shrink,
         dc_only,
@@ -434,6 +450,7 @@ fn render_inner(
         probe,
         plan,
         crop,
+        region,
         target,
         shrink,
         dc_only,
@@ -442,7 +459,7 @@ fn render_inner(
 
     // 5-8. Crop and resize the (small) stored image, ICC to sRGB, orient the result (no
     // full-size buffer is ever rotated), filters, pad onto the canvas.
-    let shaper = Shaper {
+    let mut shaper = Shaper {
         t,
         plan: &plan,
         crop,
@@ -513,6 +530,11 @@ fn render_inner(
             decode::decode(bytes, &probe, req.transform.page.unwrap_or(1), limits)?
         }
     };
+
+    // `g_auto`: slide the fill crop over the most interesting part of the region.
+    if t.gravity == Gravity::Auto && t.fit == Fit::Fill {
+        shaper.crop = smart_crop(&pixels, crop, region, (sw, sh));
+    }
     let mut decode_time = start.elapsed();
 
     let resize_start = Instant::now();
@@ -640,6 +662,30 @@ impl Shaper<'_> {
             )));
         }
         Ok((img, orient_time))
+    }
+}
+
+/// `crop` (stored source pixels) moved inside `region` to where [`smartcrop::place`] finds the
+/// most interesting window of its size in the decoded `pixels` (maybe shrunk on load).
+fn smart_crop(pixels: &Pixels, crop: Rect, region: Rect, (sw, sh): (f64, f64)) -> Rect {
+    let (fx, fy) = (f64::from(pixels.width) / sw, f64::from(pixels.height) / sh);
+    let scaled = Rect {
+        x: region.x * fx,
+        y: region.y * fy,
+        width: region.width * fx,
+        height: region.height * fy,
+    };
+    let (x, y) = smartcrop::place(pixels, scaled, (crop.width * fx, crop.height * fy));
+    Rect {
+        x: (x / fx).clamp(
+            region.x,
+            (region.x + region.width - crop.width).max(region.x),
+        ),
+        y: (y / fy).clamp(
+            region.y,
+            (region.y + region.height - crop.height).max(region.y),
+        ),
+        ..crop
     }
 }
 

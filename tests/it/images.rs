@@ -758,3 +758,86 @@ async fn img_metadata_is_stripped_and_keep_copyright_keeps_artist_and_copyright_
         );
     }
 }
+
+#[tokio::test]
+async fn img_g_auto_fill_keeps_the_subject() {
+    // A flat grey 600x200 picture with a small saturated, textured subject at the right edge.
+    let picture = |subject_x: u32| {
+        image::RgbImage::from_fn(600, 200, |x, y| {
+            if (subject_x..subject_x + 80).contains(&x) && (60..140).contains(&y) {
+                if (x / 8 + y / 8) % 2 == 0 {
+                    image::Rgb([230, 30, 20])
+                } else {
+                    image::Rgb([250, 220, 40])
+                }
+            } else {
+                image::Rgb([128, 128, 128])
+            }
+        })
+    };
+    let png = |img: image::RgbImage| {
+        let mut v = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png)
+            .expect("png");
+        bytes::Bytes::from(v)
+    };
+    let origin = Origin::start(vec![
+        ("/right.png", Reply::Body("image/png", png(picture(500)))),
+        ("/left.png", Reply::Body("image/png", png(picture(20)))),
+    ])
+    .await;
+    let p = proxy(|_| {}).await;
+    // How much of the output is the subject (pixels far from grey).
+    let subject_share = |r: &Reply2| {
+        let img = r.image().to_rgb8();
+        let n = img
+            .pixels()
+            .filter(|px| px.0.iter().any(|c| c.abs_diff(128) > 40))
+            .count();
+        n as f64 / f64::from(img.width() * img.height())
+    };
+    for path in ["/right.png", "/left.png"] {
+        let auto = p
+            .get(&format!(
+                "/img/w_100,h_100,c_fill,g_auto,f_png/{}",
+                origin.url(path)
+            ))
+            .await;
+        auto.assert_ok();
+        assert_eq!(auto.dims(), (100, 100));
+        let centre = p
+            .get(&format!(
+                "/img/w_100,h_100,c_fill,f_png/{}",
+                origin.url(path)
+            ))
+            .await;
+        assert!(
+            subject_share(&auto) > 0.12, // all of it is 0.16
+            "{path}: g_auto kept {:.2} of subject",
+            subject_share(&auto)
+        );
+        assert!(
+            subject_share(&centre) < 0.01,
+            "{path}: the centre has no subject"
+        );
+        // Deterministic: the same bytes again (from a new render, not the cache).
+        let again = proxy(|_| {})
+            .await
+            .get(&format!(
+                "/img/w_100,h_100,c_fill,g_auto,f_png/{}",
+                origin.url(path)
+            ))
+            .await;
+        assert_eq!(again.body, auto.body, "{path}");
+        // Turned: the window is found in stored pixels and mapped through the orientation.
+        let turned = p
+            .get(&format!(
+                "/img/r_90,w_100,h_100,c_fill,g_auto,f_png/{}",
+                origin.url(path)
+            ))
+            .await;
+        assert_eq!(turned.dims(), (100, 100));
+        assert!(subject_share(&turned) > 0.12, "{path} r_90");
+    }
+}
