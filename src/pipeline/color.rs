@@ -8,7 +8,11 @@
 //! A profile that is missing, unreadable, for another colour model, or already sRGB leaves the
 //! pixels alone: like browsers, a broken profile never fails the request.
 
-use moxcms::{ColorProfile, DataColorSpace, Layout, ToneReprCurve, TransformOptions};
+use std::sync::{Arc, Mutex};
+
+use moxcms::{
+    ColorProfile, DataColorSpace, Layout, ToneReprCurve, Transform8BitExecutor, TransformOptions,
+};
 
 use super::probe::jpeg_segments;
 use super::{PipelineError, Pixels};
@@ -70,21 +74,12 @@ fn jpeg_profile(bytes: &[u8]) -> Option<Vec<u8>> {
 /// Convert RGB(A) `pixels` from `profile` to sRGB in place. Leaves them alone when the profile
 /// is not an RGB profile, is sRGB already, or cannot be read.
 pub(crate) fn rgb_to_srgb(pixels: &mut Pixels, profile: &[u8]) -> Result<(), PipelineError> {
-    let Ok(source) = ColorProfile::new_from_slice(profile) else {
-        return Ok(());
-    };
-    if source.color_space != DataColorSpace::Rgb || is_srgb(&source) {
-        return Ok(());
-    }
     let layout = if pixels.alpha {
         Layout::Rgba
     } else {
         Layout::Rgb
     };
-    let srgb = ColorProfile::new_srgb();
-    let Ok(transform) =
-        source.create_transform_8bit(layout, &srgb, layout, TransformOptions::default())
-    else {
+    let Some(transform) = transform(profile, DataColorSpace::Rgb, layout, layout) else {
         return Ok(());
     };
     // In rows of a bounded block, so no second image-sized buffer is needed.
@@ -105,19 +100,7 @@ pub(crate) fn rgb_to_srgb(pixels: &mut Pixels, profile: &[u8]) -> Result<(), Pip
 /// convention) to sRGB through a CMYK `profile`, into a new RGB buffer. `None` when the
 /// profile is not a usable CMYK profile (the caller falls back to the naive conversion).
 pub(crate) fn cmyk_to_srgb(cmyk: &[u8], profile: &[u8], inverted: bool) -> Option<Vec<u8>> {
-    let source = ColorProfile::new_from_slice(profile).ok()?;
-    if source.color_space != DataColorSpace::Cmyk {
-        return None;
-    }
-    let srgb = ColorProfile::new_srgb();
-    let transform = source
-        .create_transform_8bit(
-            Layout::Rgba,
-            &srgb,
-            Layout::Rgb,
-            TransformOptions::default(),
-        )
-        .ok()?;
+    let transform = transform(profile, DataColorSpace::Cmyk, Layout::Rgba, Layout::Rgb)?;
     let pixels = cmyk.len() / 4;
     let mut rgb = super::alloc_zeroed(pixels.checked_mul(3)?)?;
     const BLOCK: usize = 4096;
@@ -133,6 +116,53 @@ pub(crate) fn cmyk_to_srgb(cmyk: &[u8], profile: &[u8], inverted: bool) -> Optio
         transform.transform(src, dst).ok()?;
     }
     Some(rgb)
+}
+
+/// A profile's transform to sRGB, `None` when there is nothing to do (unreadable, another
+/// colour model than `space`, already sRGB). Building one parses the profile and fills its
+/// tables (about a millisecond); the last few are kept, since most photos carry one of a
+/// handful of profiles (Display P3, Adobe RGB, sRGB).
+fn transform(
+    profile: &[u8],
+    space: DataColorSpace,
+    src: Layout,
+    dst: Layout,
+) -> Option<Arc<Transform8BitExecutor>> {
+    type Entry = (
+        blake3::Hash,
+        DataColorSpace,
+        Layout,
+        Option<Arc<Transform8BitExecutor>>,
+    );
+    const KEEP: usize = 16;
+    static RECENT: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    let hash = blake3::hash(profile);
+    if let Ok(recent) = RECENT.lock() {
+        if let Some((.., t)) = recent
+            .iter()
+            .find(|(h, s, l, _)| *h == hash && *s == space && *l == src)
+        {
+            return t.clone();
+        }
+    }
+    let made = ColorProfile::new_from_slice(profile)
+        .ok()
+        .and_then(|source| {
+            if source.color_space != space || (space == DataColorSpace::Rgb && is_srgb(&source)) {
+                return None;
+            }
+            let srgb = ColorProfile::new_srgb();
+            source
+                .create_transform_8bit(src, &srgb, dst, TransformOptions::default())
+                .ok()
+        });
+    if let Ok(mut recent) = RECENT.lock() {
+        if recent.len() >= KEEP {
+            recent.remove(0);
+        }
+        recent.push((hash, space, src, made.clone()));
+    }
+    made
 }
 
 /// Whether a profile is (close enough to) sRGB that converting would only add rounding: sRGB
