@@ -19,7 +19,11 @@
 //!    pixel of every `step`-th row, `step` being two thirds of a cell (so every cell has a
 //!    sample), each sample still compared with its immediate neighbours, so one-pixel texture
 //!    is seen (a 2000 px image reads about a sixteenth of its pixels).
-//! 2. **Summed-area table** of the cell means, so the interest inside any window is four
+//!    Only what stands out counts: a cell's weight is `(mean - map mean)²`, zero below the
+//!    map's mean, so texture spread over the whole picture (grass, water, a coloured
+//!    background) weighs nothing and one salient spot (a ladybird on a leaf) outweighs a wide,
+//!    mildly busy area.
+//! 2. **Summed-area table** of the cell weights, so the interest inside any window is four
 //!    look-ups. A window's edges fall between cell boundaries; the table is interpolated
 //!    bilinearly there, which is exact for a map of constant cells.
 //! 3. **Search** along the free axis (a fill crop is free along one axis only; both are
@@ -206,14 +210,32 @@ impl ScoreMap {
             accumulate::<3>(&img.buf, grid, (&col_n, &row_n), &mut sums);
         }
 
-        let mut sat = try_vec(0f64, (w + 1).checked_mul(h + 1)?)?;
-        for (cy, (cells, &rn)) in sums.chunks_exact(w).zip(&row_n).enumerate() {
-            let mut row = 0.0;
-            for (cx, (&s, &cn)) in cells.iter().zip(&col_n).enumerate() {
+        // Cell means, then only what stands out counts: (mean - the map's mean)², zero below
+        // it. Texture spread over the whole picture (grass, water, a green background) then
+        // weighs nothing, and one salient spot outweighs a wide, mildly busy area.
+        let mut means = try_vec(0f64, w.checked_mul(h)?)?;
+        for ((cells, &rn), out) in sums
+            .chunks_exact(w)
+            .zip(&row_n)
+            .zip(means.chunks_exact_mut(w))
+        {
+            for ((&s, &cn), m) in cells.iter().zip(&col_n).zip(out.iter_mut()) {
                 let n = u64::from(cn) * u64::from(rn);
                 if n > 0 {
-                    row += s as f64 / n as f64;
+                    *m = s as f64 / n as f64;
                 }
+            }
+        }
+        let average = means.iter().sum::<f64>() / means.len().max(1) as f64;
+        for m in &mut means {
+            let above = (*m - average).max(0.0);
+            *m = above * above;
+        }
+        let mut sat = try_vec(0f64, (w + 1).checked_mul(h + 1)?)?;
+        for (cy, cells) in means.chunks_exact(w).enumerate() {
+            let mut row = 0.0;
+            for (cx, &m) in cells.iter().enumerate() {
+                row += m;
                 let above = sat.get(cy * (w + 1) + cx + 1).copied().unwrap_or(0.0);
                 if let Some(v) = sat.get_mut((cy + 1) * (w + 1) + cx + 1) {
                     *v = above + row;
@@ -501,6 +523,23 @@ mod tests {
         let img = subject(600, 200, (40, 120), (60, 140));
         let (x, _) = place(&img, whole(&img), (200.0, 200.0));
         assert!(x <= 40.0 && x + 200.0 >= 120.0, "x = {x}");
+    }
+
+    #[test]
+    fn a_small_salient_spot_beats_a_wide_busy_area() {
+        // Mild texture over the left two thirds (grass), a small saturated red/yellow subject
+        // at the right; the window (a third of the width) could hold a lot of texture instead.
+        let img = image(900, 300, false, |x, y| {
+            if (780..840).contains(&x) && (120..180).contains(&y) {
+                checker(x, y)
+            } else if x < 600 && (x / 3 + y / 3).is_multiple_of(2) {
+                [90, 140, 80, 255]
+            } else {
+                [80, 120, 70, 255]
+            }
+        });
+        let (x, _) = place(&img, whole(&img), (300.0, 300.0));
+        assert!(x <= 780.0 && x + 300.0 >= 840.0, "x = {x}");
     }
 
     #[test]
