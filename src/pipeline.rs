@@ -389,6 +389,13 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
     } else {
         decode
     };
+    // `crop_`/`trim_` copy the kept region out of the decoded image before resizing.
+    let decode = if req.transform.crop.is_some() || req.transform.trim.is_some() {
+        let k = u64::from(p.shrink.max(1));
+        decode.saturating_add(px(w.div_ceil(k), h.div_ceil(k)).saturating_mul(4))
+    } else {
+        decode
+    };
     // Resized image, canvas, encoder output: RGBA each; blur and sharpen work in f32 beside.
     let (cw, ch) = p.plan.canvas;
     let filters = req.transform.blur.is_some() || req.transform.sharpen.is_some();
@@ -467,6 +474,7 @@ fn render_inner(
         orientation: probe.orientation,
         source_size: (sw, sh),
         profile: color::embedded_profile(bytes, format),
+        clip: t.crop.map(|_| region),
     };
     let animated = probe.frames > 1 && t.page.is_none() && placeholder.is_none();
     if animated {
@@ -614,6 +622,9 @@ pub(crate) struct Shaper<'a> {
     source_size: (f64, f64),
     /// Embedded ICC profile, converted to sRGB after resizing.
     profile: Option<Vec<u8>>,
+    /// With `crop_`/`trim_`: the kept region (stored pixels). The resampling filter then sees
+    /// only pixels inside it, so nothing of what was cut away bleeds in at the edges.
+    clip: Option<Rect>,
 }
 
 impl Shaper<'_> {
@@ -632,6 +643,18 @@ impl Shaper<'_> {
             y: self.crop.y * fy,
             width: self.crop.width * fx,
             height: self.crop.height * fy,
+        };
+        let (pixels, crop) = match self.clip {
+            Some(region) => {
+                let scaled = Rect {
+                    x: region.x * fx,
+                    y: region.y * fy,
+                    width: region.width * fx,
+                    height: region.height * fy,
+                };
+                resize::clip(pixels, scaled, crop)?
+            }
+            None => (pixels, crop),
         };
         let mut resized = resize::resize(pixels, crop, self.target)?;
         // ICC: convert to sRGB on the resized pixels (CMYK profiles were applied at decode).

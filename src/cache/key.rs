@@ -16,7 +16,7 @@ use crate::source::Source;
 
 /// Bump whenever the output bytes for the same request would change (encoder settings,
 /// resampling, a fixed bug), so stale renditions are never served after an upgrade.
-pub const KEY_VERSION: u32 = 2;
+pub const KEY_VERSION: u32 = 3;
 
 /// A 256-bit cache key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -50,6 +50,54 @@ pub(crate) fn resize(src: Pixels, crop: Rect, to: (u32, u32)) -> Result<Pixels, 
     })
 }
 
+/// The part of `src` under `region` (in `src` pixels, rounded to whole pixels) as its own
+/// image, and `crop` moved into its coordinates. `src` itself when the region is all of it.
+pub(crate) fn clip(src: Pixels, region: Rect, crop: Rect) -> Result<(Pixels, Rect), PipelineError> {
+    if src.width == 0 || src.height == 0 {
+        return Ok((src, crop));
+    }
+    let (w, h) = (f64::from(src.width), f64::from(src.height));
+    let x0 = region.x.round().clamp(0.0, w - 1.0).max(0.0);
+    let y0 = region.y.round().clamp(0.0, h - 1.0).max(0.0);
+    let x1 = (region.x + region.width)
+        .round()
+        .clamp(x0 + 1.0, w.max(x0 + 1.0));
+    let y1 = (region.y + region.height)
+        .round()
+        .clamp(y0 + 1.0, h.max(y0 + 1.0));
+    if x0 <= 0.0 && y0 <= 0.0 && x1 >= w && y1 >= h {
+        return Ok((src, crop));
+    }
+    // Whole pixels inside the image (the casts are of clamped, non-negative values).
+    let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
+    let channels = if src.alpha { 4 } else { 3 };
+    let stride = src.width as usize * channels;
+    let row_len = (x1 - x0) * channels;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(row_len * (y1 - y0))
+        .map_err(|_| PipelineError::Internal("clip: out of memory".into()))?;
+    for y in y0..y1 {
+        let start = y * stride + x0 * channels;
+        let row = src
+            .buf
+            .get(start..start + row_len)
+            .ok_or_else(|| PipelineError::Internal("clip: buffer smaller than image".into()))?;
+        buf.extend_from_slice(row);
+    }
+    let clipped = Pixels {
+        buf,
+        width: u32::try_from(x1 - x0).map_err(|_| PipelineError::Internal("clip".into()))?,
+        height: u32::try_from(y1 - y0).map_err(|_| PipelineError::Internal("clip".into()))?,
+        alpha: src.alpha,
+    };
+    let moved = Rect {
+        x: crop.x - x0 as f64,
+        y: crop.y - y0 as f64,
+        ..crop
+    };
+    Ok((clipped, moved))
+}
+
 /// Place `img` at `offset` on an opaque `canvas`-sized image filled with `bg`. The result is
 /// RGB: transparent parts of `img` are composited onto `bg`.
 pub(crate) fn pad(

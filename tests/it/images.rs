@@ -564,12 +564,27 @@ async fn img_trim_end_to_end() {
         .await;
     r.assert_ok();
     assert_eq!(r.dims(), (40, 30));
-    // One pixel in from the edge is all subject (the resampling filter at the very edge still
-    // sees the border just outside the box).
-    let px = r.image().to_rgba8().get_pixel(2, 2).0;
-    for (got, want) in px.iter().zip([40u8, 120, 200, 255]) {
-        assert!(got.abs_diff(want) <= 4, "{px:?}");
+    // Every pixel is subject, the very edges too: the resampling filter sees only the kept box.
+    let img = r.image().to_rgba8();
+    for (x, y) in [(0, 0), (39, 0), (0, 29), (39, 29), (20, 15)] {
+        let px = img.get_pixel(x, y).0;
+        for (got, want) in px.iter().zip([40u8, 120, 200, 255]) {
+            assert!(got.abs_diff(want) <= 4, "({x},{y}): {px:?}");
+        }
     }
+    // The same for crop_: nothing of the white border bleeds in.
+    let r = p
+        .get(&format!(
+            "/img/crop_20_15_80_60,w_40,f_png/{}",
+            origin.url("/t.png")
+        ))
+        .await;
+    assert_eq!(r.dims(), (40, 30));
+    let px = r.image().to_rgba8().get_pixel(0, 0).0;
+    assert!(
+        px[0].abs_diff(40) <= 4 && px[1].abs_diff(120) <= 4,
+        "crop edge: {px:?}"
+    );
     p.get(&format!("/img/trim_300/{}", origin.url("/t.png")))
         .await
         .assert_error(400, "trim");
