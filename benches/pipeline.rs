@@ -50,6 +50,9 @@ const LIMITS: Limits = Limits {
     max_decode_bytes: 1 << 29,
     max_frames: 1000,
     max_animation_pixels: 100_000_000,
+    max_upscale: 4,
+    max_avif_pixels: 2_100_000,
+    deadline: None,
 };
 
 /// Per-iteration wall times, CPU time and stage timings collected inside `iter_custom`.

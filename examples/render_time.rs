@@ -51,6 +51,9 @@ fn main() {
         max_decode_bytes: 1 << 29,
         max_frames: 1000,
         max_animation_pixels: 100_000_000,
+        max_upscale: 4,
+        max_avif_pixels: 2_100_000,
+        deadline: None,
     };
     let req = Request {
         transform: &t,

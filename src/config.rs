@@ -110,6 +110,12 @@ pub struct SourceConfig {
     pub timeout_ms: u64,
     /// Most redirects followed for one fetch.
     pub max_redirects: u32,
+    /// Deadline for connecting to an origin (TCP + TLS), in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Origin fetches in flight at once, over all hosts; more wait (within `timeout_ms`).
+    pub max_concurrent_fetches: usize,
+    /// Origin fetches in flight at once to one host; more wait (within `timeout_ms`).
+    pub max_per_host: usize,
 }
 
 impl Default for SourceConfig {
@@ -123,6 +129,9 @@ impl Default for SourceConfig {
             max_bytes: 25 * 1024 * 1024,
             timeout_ms: 10_000,
             max_redirects: 5,
+            connect_timeout_ms: 3_000,
+            max_concurrent_fetches: 16,
+            max_per_host: 8,
         }
     }
 }
@@ -141,6 +150,15 @@ pub struct LimitsConfig {
     /// Largest frames x canvas pixels of an animated GIF/WebP source (read before decoding);
     /// more → 413.
     pub max_animation_pixels: u64,
+    /// Largest enlargement factor (`up_1`): output size over source size, per axis; more → 413.
+    pub max_upscale: u32,
+    /// Largest output width x height encoded as AVIF when the URL asks for `f_avif` (AVIF
+    /// encoding costs 0.4-1.2 s of CPU per megapixel); more → 413.
+    pub max_avif_pixels: u64,
+    /// Wall-clock budget of one image job on its worker, in milliseconds: checked between
+    /// stages (decode, resize, encode, each animation frame); past it the job stops, frees its
+    /// memory claim and answers 503.
+    pub job_timeout_ms: u64,
     /// Image worker threads (decode/resize/encode); 0 = number of cores.
     pub workers: usize,
     /// Jobs that may fetch their original ahead of a free worker; unset = as many as
@@ -149,7 +167,7 @@ pub struct LimitsConfig {
     /// Jobs that may wait (holding nothing) to be admitted; beyond that the answer is 503.
     pub queue: usize,
     /// Memory the image jobs running at once may hold together, in MiB, as estimated from
-    /// each source's header; a job larger than the budget runs alone.
+    /// each source's header; a job larger than the whole budget is refused with 413.
     pub memory_budget_mb: u64,
 }
 
@@ -157,10 +175,13 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_source_pixels: 50_000_000,
-            max_output_pixels: 8192 * 8192,
+            max_output_pixels: 25_000_000,
             max_decode_bytes: 512 * 1024 * 1024,
             max_frames: 1000,
             max_animation_pixels: 100_000_000,
+            max_upscale: 4,
+            max_avif_pixels: 2_100_000,
+            job_timeout_ms: 10_000,
             workers: 0,
             fetch_ahead: None,
             queue: 64,
@@ -269,6 +290,10 @@ pub struct CacheConfig {
     pub keep_sources: bool,
     /// Entries older than this many seconds are fetched and made again.
     pub ttl_s: u64,
+    /// Deterministic failures (origin 404/410, 413, 415, 422) are remembered in memory for this
+    /// many seconds and answered with the same `max-age`; 0 turns it off. 5xx and timeouts are
+    /// never remembered.
+    pub negative_ttl_s: u64,
 }
 
 impl Default for CacheConfig {
@@ -279,6 +304,7 @@ impl Default for CacheConfig {
             disk_mb: 10240,
             keep_sources: true,
             ttl_s: 30 * 24 * 3600,
+            negative_ttl_s: 30,
         }
     }
 }
@@ -463,6 +489,8 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub source: source::Settings,
     pub limits: Limits,
+    /// `limits.job_timeout_ms`: a job's budget on its worker.
+    pub job_timeout: Duration,
     pub workers: usize,
     pub fetch_ahead: usize,
     pub queue: usize,
@@ -482,6 +510,8 @@ pub struct Settings {
     /// `Cache-Control` of a stand-in answered while the AVIF is encoded in the background.
     pub avif_background_cache_control: String,
     pub cache: cache::Settings,
+    /// `cache.negative_ttl_s` (zero: off).
+    pub negative_ttl: Duration,
     /// `None` when the admin endpoints are off.
     pub admin_token: Option<String>,
     /// `None` when `/metrics` is open.
@@ -619,6 +649,15 @@ impl TryFrom<Config> for Settings {
             ("limits.max_decode_bytes", c.limits.max_decode_bytes),
             ("limits.max_frames", u64::from(c.limits.max_frames)),
             ("limits.max_animation_pixels", c.limits.max_animation_pixels),
+            ("limits.max_upscale", u64::from(c.limits.max_upscale)),
+            ("limits.max_avif_pixels", c.limits.max_avif_pixels),
+            ("limits.job_timeout_ms", c.limits.job_timeout_ms),
+            ("source.connect_timeout_ms", c.source.connect_timeout_ms),
+            (
+                "source.max_concurrent_fetches",
+                c.source.max_concurrent_fetches as u64,
+            ),
+            ("source.max_per_host", c.source.max_per_host as u64),
             ("server.max_url_bytes", c.server.max_url_bytes as u64),
             ("server.header_timeout_ms", c.server.header_timeout_ms),
             ("server.max_connections", c.server.max_connections as u64),
@@ -698,6 +737,9 @@ impl TryFrom<Config> for Settings {
                 max_bytes: c.source.max_bytes,
                 timeout: Duration::from_millis(c.source.timeout_ms),
                 max_redirects: c.source.max_redirects,
+                connect_timeout: Duration::from_millis(c.source.connect_timeout_ms),
+                max_concurrent_fetches: c.source.max_concurrent_fetches,
+                max_per_host: c.source.max_per_host,
             },
             limits: Limits {
                 max_source_pixels: c.limits.max_source_pixels,
@@ -705,7 +747,11 @@ impl TryFrom<Config> for Settings {
                 max_decode_bytes: c.limits.max_decode_bytes,
                 max_frames: c.limits.max_frames,
                 max_animation_pixels: c.limits.max_animation_pixels,
+                max_upscale: c.limits.max_upscale,
+                max_avif_pixels: c.limits.max_avif_pixels,
+                deadline: None,
             },
+            job_timeout: Duration::from_millis(c.limits.job_timeout_ms),
             workers,
             fetch_ahead: c.limits.fetch_ahead.unwrap_or(workers),
             queue: c.limits.queue,
@@ -728,6 +774,7 @@ impl TryFrom<Config> for Settings {
                 c.output.avif_background_max_age
             ),
             cache_control: c.output.cache_control,
+            negative_ttl: Duration::from_secs(c.cache.negative_ttl_s),
             cache: cache::Settings {
                 memory_bytes: c.cache.memory_mb.saturating_mul(MIB),
                 dir: (c.cache.disk_mb > 0).then(|| PathBuf::from(&c.cache.dir)),

@@ -10,6 +10,7 @@
 
 mod animate;
 mod color;
+mod container;
 mod decode;
 mod encode;
 mod filter;
@@ -49,6 +50,23 @@ pub struct Limits {
     pub max_frames: u32,
     /// Largest frames x source canvas pixels of an animation (checked before decoding).
     pub max_animation_pixels: u64,
+    /// Largest enlargement factor (output over source size, per axis) with `up_1`.
+    pub max_upscale: u32,
+    /// Largest output canvas encoded as AVIF for an explicit `f_avif`.
+    pub max_avif_pixels: u64,
+    /// When the job must stop: checked between stages (decode, resize, encode, each
+    /// animation frame), so a job past it ends at the next stage with [`PipelineError::Timeout`].
+    pub deadline: Option<Instant>,
+}
+
+impl Limits {
+    /// [`PipelineError::Timeout`] once the deadline has passed.
+    pub(crate) fn check_deadline(&self) -> Result<(), PipelineError> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(PipelineError::Timeout),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What the client's `Accept` header allows, for `f_auto`.
@@ -147,7 +165,7 @@ pub struct Rendered {
     pub timings: Timings,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PipelineError {
     /// Not an image format we read (HTML, SVG, TIFF, random bytes, empty body). HTTP 415.
     #[error("unsupported image format: {0}")]
@@ -158,6 +176,9 @@ pub enum PipelineError {
     /// Decoding would need more memory than `max_decode_bytes`. HTTP 413.
     #[error("decoding this {width}x{height} image needs more than the limit of {limit} bytes")]
     DecodeTooLarge { width: u32, height: u32, limit: u64 },
+    /// Embedded metadata (an ICC profile) that would inflate past its bound. HTTP 413.
+    #[error("the source's {what} is larger than the limit of {limit} bytes")]
+    MetadataTooLarge { what: &'static str, limit: u64 },
     /// More animation frames than `max_frames`. HTTP 413.
     #[error("source has more than the limit of {limit} animation frames")]
     TooManyFrames { limit: u32 },
@@ -191,6 +212,15 @@ pub enum PipelineError {
     /// Truncated or corrupt image data. HTTP 422.
     #[error("corrupt image: {0}")]
     Corrupt(String),
+    /// Enlargement past `max_upscale`. HTTP 413.
+    #[error("enlarging {factor:.1}x is more than the limit of {limit}x")]
+    UpscaleTooLarge { factor: f64, limit: u32 },
+    /// An explicit `f_avif` output over `max_avif_pixels`. HTTP 413.
+    #[error("AVIF output {width}x{height} is larger than the limit of {limit} pixels")]
+    AvifTooLarge { width: u32, height: u32, limit: u64 },
+    /// The job ran past its deadline (`limits.job_timeout_ms`). HTTP 503.
+    #[error("the image job ran past its time budget")]
+    Timeout,
     /// A bug or an encoder failure on valid pixels. HTTP 500.
     #[error("internal pipeline error: {0}")]
     Internal(String),
@@ -246,6 +276,25 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
                 limit,
             },
         })?;
+    // The costs the plan fixes, refused before any pixel work: enlargement, explicit AVIF.
+    let factor = (f64::from(plan.resize.0) / plan.crop.width.max(1e-9))
+        .max(f64::from(plan.resize.1) / plan.crop.height.max(1e-9));
+    if factor > f64::from(limits.max_upscale) + 1e-6 {
+        return Err(PipelineError::UpscaleTooLarge {
+            factor,
+            limit: limits.max_upscale,
+        });
+    }
+    let (cw, ch) = plan.canvas;
+    if t.format == Some(FormatChoice::Fixed(Format::Avif))
+        && u64::from(cw) * u64::from(ch) > limits.max_avif_pixels
+    {
+        return Err(PipelineError::AvifTooLarge {
+            width: cw,
+            height: ch,
+            limit: limits.max_avif_pixels,
+        });
+    }
     let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
     let displayed = Rect {
         x: plan.crop.x + f64::from(region.0),
@@ -372,8 +421,13 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
             };
             out.saturating_add(coefficients)
         }
+        // A GIF frame larger than the screen: image's decoder holds it as RGBA and gif its
+        // palette indices, beside the screen-sized image.
+        Format::Gif => px(w, h)
+            .saturating_mul(8)
+            .saturating_add(p.probe.frame_pixels.saturating_mul(5)),
         // The decoder's buffer, and a conversion to 8-bit RGBA beside it.
-        Format::Png | Format::Gif | Format::Webp | Format::Avif => px(w, h).saturating_mul(8),
+        Format::Png | Format::Webp | Format::Avif => px(w, h).saturating_mul(8),
     };
     // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
     // decode above.
@@ -539,6 +593,8 @@ fn render_inner(
         }
     };
 
+    limits.check_deadline()?;
+
     // `g_auto`: slide the fill crop over the most interesting part of the region.
     if t.gravity == Gravity::Auto && t.fit == Fit::Fill {
         shaper.crop = smart_crop(&pixels, crop, region, (sw, sh));
@@ -572,6 +628,7 @@ fn render_inner(
     };
 
     // 9. Encode, without metadata.
+    limits.check_deadline()?;
     let encode_start = Instant::now();
     let quality = match (t.quality, out_format) {
         (Some(q), _) => q,

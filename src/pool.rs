@@ -7,9 +7,10 @@
 //! full is refused at once with [`PoolError::Overloaded`] (the server answers 503), so load
 //! beyond capacity costs nothing. Then [`Admission::run`] waits for memory: each job says how
 //! many bytes it will need at its peak (the pipeline estimates it from the header) and holds
-//! that many MiB of the budget while it runs; a job larger than the whole budget claims all of
-//! it and runs alone, and a small job does not overtake a big one waiting for memory, so big
-//! jobs are never starved. Last it waits for one of `workers` blocking threads (never the
+//! that many MiB of the budget while it runs; a job larger than the whole budget is refused at
+//! once ([`PoolError::TooLarge`], 413: it would otherwise have to run alone, with every other
+//! job queued behind it), and a small job does not overtake a big one waiting for memory, so
+//! big jobs are never starved. Last it waits for one of `workers` blocking threads (never the
 //! async reactor). A job keeps what it holds until it finishes, even if the request that asked
 //! for it has gone.
 
@@ -24,6 +25,8 @@ pub enum PoolError {
     Overloaded,
     #[error("an image job panicked")]
     Panicked,
+    #[error("this job needs about {needed_mib} MiB, more than the whole memory budget of {budget_mib} MiB")]
+    TooLarge { needed_mib: u64, budget_mib: u32 },
 }
 
 #[derive(Debug)]
@@ -81,11 +84,17 @@ impl Pool {
         }
     }
 
-    /// Budget MiB a job of `bytes` claims: rounded up, at least 1, at most the whole budget.
-    fn claim(&self, bytes: u64) -> u32 {
-        u32::try_from(bytes.div_ceil(MIB))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.memory_mib)
+    /// Budget MiB a job of `bytes` claims: rounded up, at least 1; refused when it is more
+    /// than the whole budget.
+    fn claim(&self, bytes: u64) -> Result<u32, PoolError> {
+        let needed_mib = bytes.div_ceil(MIB);
+        match u32::try_from(needed_mib) {
+            Ok(mib) if mib <= self.memory_mib => Ok(mib.max(1)),
+            _ => Err(PoolError::TooLarge {
+                needed_mib,
+                budget_mib: self.memory_mib,
+            }),
+        }
     }
 
     /// MiB of the memory budget not held by running jobs.
@@ -145,7 +154,7 @@ impl Admission<'_> {
         T: Send + 'static,
     {
         let pool = self.pool;
-        let claim = pool.claim(bytes);
+        let claim = pool.claim(bytes)?;
         // Memory first, then a worker: a worker is never held idle waiting for memory.
         let memory = (pool.memory.clone().acquire_many_owned(claim).await)
             .map_err(|_| PoolError::Overloaded)?;
@@ -268,11 +277,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pool_job_larger_than_the_budget_runs_alone() {
+    async fn pool_job_larger_than_the_budget_is_refused_at_once() {
         let pool = Pool::new(2, 0, 0, 10 * MIB);
-        assert_eq!(pool.claim(u64::MAX), 10);
-        assert_eq!(pool.claim(0), 1);
-        assert_eq!(pool.run(1 << 40, || 5).await, Ok(5));
+        assert!(matches!(
+            pool.claim(u64::MAX),
+            Err(PoolError::TooLarge { .. })
+        ));
+        assert_eq!(pool.claim(0), Ok(1));
+        assert_eq!(pool.claim(10 * MIB), Ok(10));
+        assert_eq!(
+            pool.run(11 * MIB, || 5).await,
+            Err(PoolError::TooLarge {
+                needed_mib: 11,
+                budget_mib: 10
+            })
+        );
         assert_eq!(pool.memory_free_mib(), 10);
+        assert_eq!(pool.run(10 * MIB, || 6).await, Ok(6));
     }
 }

@@ -55,6 +55,8 @@ pub struct AppState {
     variants: Flights<Key, Result<image::Made, AppError>>,
     /// Originals being fetched, one flight per source key.
     sources: Flights<Key, Result<image::Original, AppError>>,
+    /// Deterministic failures by variant or source key, for `cache.negative_ttl_s`.
+    failures: moka::future::Cache<Key, AppError>,
     pub metrics: Metrics,
     /// Set when shutdown begins: `/ready` fails so load balancers stop sending requests.
     draining: AtomicBool,
@@ -73,6 +75,14 @@ impl AppState {
             settings.memory_budget,
         );
         let cache = Cache::new(settings.cache.clone());
+        let failures = moka::future::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(
+                settings
+                    .negative_ttl
+                    .max(std::time::Duration::from_millis(1)),
+            )
+            .build();
         Ok(AppState {
             settings,
             fetcher,
@@ -80,6 +90,7 @@ impl AppState {
             cache,
             variants: Flights::default(),
             sources: Flights::default(),
+            failures,
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
             request_ids: RequestIds::default(),
@@ -212,12 +223,17 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
             if e.status().is_server_error() {
                 tracing::warn!(code = e.code(), error = %e, request_id = %id, "request failed");
             }
-            reply::error(&e)
+            reply::error(&e, state.settings.negative_ttl)
         }
     };
     if let Ok(v) = http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    // Error bodies echo parts of the URL: no response may be sniffed into something else.
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
     let response = if method == Method::HEAD {
         strip_body(response)
     } else {

@@ -63,6 +63,11 @@ pub struct Settings {
     /// Total deadline for one fetch, redirects included.
     pub timeout: Duration,
     pub max_redirects: u32,
+    /// Deadline for connecting (TCP + TLS) to one origin.
+    pub connect_timeout: Duration,
+    /// Remote fetches in flight at once, and to one host.
+    pub max_concurrent_fetches: usize,
+    pub max_per_host: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,6 +138,8 @@ pub struct Fetcher {
     client: reqwest::Client,
     /// The host lists and address policy, parsed once.
     policy: std::sync::Arc<policy::Policy>,
+    /// Bounds on remote fetches in flight.
+    gates: std::sync::Arc<fetch::Gates>,
 }
 
 impl Fetcher {

@@ -15,6 +15,9 @@ const LIMITS: Limits = Limits {
     max_decode_bytes: 64 << 20,
     max_frames: 1000,
     max_animation_pixels: 100_000_000,
+    max_upscale: 4,
+    max_avif_pixels: 2_100_000,
+    deadline: None,
 };
 
 /// Option segments, parsed once; the first input byte picks one (and the `Accept`).

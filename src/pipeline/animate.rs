@@ -83,6 +83,7 @@ pub(crate) fn render(
     };
     // Each frame shaped as it is decoded: (pixels, duration in ms).
     let shaped = frames.take(limits.max_frames as usize).map(|frame| {
+        limits.check_deadline()?;
         let frame = frame.map_err(error)?;
         let (numer, denom) = frame.delay().numer_denom_ms();
         let duration = numer.checked_div(denom).unwrap_or(0);

@@ -14,26 +14,18 @@ use moxcms::{
     ColorProfile, DataColorSpace, Layout, ToneReprCurve, Transform8BitExecutor, TransformOptions,
 };
 
+use super::container::{self, MAX_PROFILE_BYTES};
 use super::probe::jpeg_segments;
 use super::{PipelineError, Pixels};
 use crate::format::Format;
 
-/// Largest embedded profile we read; real ones are a few hundred bytes to about 1 MB.
-const MAX_PROFILE_BYTES: usize = 4 << 20;
-
-/// The source's embedded ICC profile (bytes, unparsed), if it has one.
+/// The source's embedded ICC profile (bytes, unparsed), if it has one. Found by our own walk
+/// of the container (`container`), bounded before anything is allocated or inflated.
 pub(crate) fn embedded_profile(bytes: &[u8], format: Format) -> Option<Vec<u8>> {
-    use image::ImageDecoder;
     let profile = match format {
         Format::Jpeg => jpeg_profile(bytes),
-        Format::Png => image::codecs::png::PngDecoder::new(std::io::Cursor::new(bytes))
-            .ok()?
-            .icc_profile()
-            .ok()?,
-        Format::Webp => image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(bytes))
-            .ok()?
-            .icc_profile()
-            .ok()?,
+        Format::Png => container::png_check(bytes).ok()?,
+        Format::Webp => container::webp_profile(bytes).map(<[u8]>::to_vec),
         Format::Gif | Format::Avif => None,
     }?;
     (!profile.is_empty() && profile.len() <= MAX_PROFILE_BYTES).then_some(profile)
@@ -60,7 +52,10 @@ fn jpeg_profile(bytes: &[u8]) -> Option<Vec<u8>> {
     chunks.sort_by_key(|(seq, _)| *seq);
     let complete = count > 0
         && chunks.len() == usize::from(count)
-        && chunks.iter().zip(1..).all(|((seq, _), want)| *seq == want);
+        && chunks
+            .iter()
+            .zip(1u16..)
+            .all(|((seq, _), want)| u16::from(*seq) == want);
     if !complete {
         return None;
     }
@@ -145,7 +140,13 @@ fn transform(
             return t.clone();
         }
     }
-    let made = ColorProfile::new_from_slice(profile)
+    // Tighter than moxcms's defaults (10 MB tables): real CMYK tables are well under 1 MB.
+    let options = moxcms::ParsingOptions {
+        max_profile_size: MAX_PROFILE_BYTES,
+        max_allowed_clut_size: 2_000_000,
+        max_allowed_trc_size: 40_000,
+    };
+    let made = ColorProfile::new_from_slice_with_options(profile, options)
         .ok()
         .and_then(|source| {
             if source.color_space != space || (space == DataColorSpace::Rgb && is_srgb(&source)) {

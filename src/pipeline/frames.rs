@@ -14,7 +14,23 @@ pub(crate) fn count(bytes: &[u8], format: Format, stop_after: u32) -> u32 {
     }
 }
 
+/// Pixels of the largest frame of a GIF (its image descriptors may be larger than the
+/// logical screen, and a decoder allocates for the frame, not the screen), looking at no more
+/// than `stop_after + 1` frames.
+pub(crate) fn gif_largest_frame(bytes: &[u8], stop_after: u32) -> u64 {
+    let mut largest = 0u64;
+    gif_walk(bytes, stop_after, |w, h| {
+        largest = largest.max(u64::from(w) * u64::from(h));
+    });
+    largest
+}
+
 fn gif(b: &[u8], stop_after: u32) -> u32 {
+    gif_walk(b, stop_after, |_, _| {})
+}
+
+/// Walk a GIF's blocks, calling `frame(width, height)` for each image descriptor.
+fn gif_walk(b: &[u8], stop_after: u32, mut frame: impl FnMut(u32, u32)) -> u32 {
     // Header (6) + logical screen descriptor (7), then the global colour table if present.
     let Some(&flags) = b.get(10) else { return 0 };
     let mut at = 13 + colour_table(flags);
@@ -26,6 +42,8 @@ fn gif(b: &[u8], stop_after: u32) -> u32 {
             Some(0x2C) => {
                 frames += 1;
                 let Some(&local) = b.get(at + 9) else { break };
+                let le = |i: usize| u32::from(b[at + i]) | (u32::from(b[at + i + 1]) << 8);
+                frame(le(5), le(7));
                 at += 10 + colour_table(local) + 1;
                 at = skip_sub_blocks(b, at);
             }
@@ -105,6 +123,15 @@ mod tests {
             enc.encode_frames(frames).unwrap_or_else(|e| panic!("{e}"));
         }
         out
+    }
+
+    #[test]
+    fn frames_gif_largest_frame_reads_the_descriptors() {
+        // 1x1 screen, no colour table, one 300x200 image descriptor.
+        let mut g = b"GIF89a\x01\0\x01\0\0\0\0".to_vec();
+        g.extend_from_slice(&[0x2C, 0, 0, 0, 0, 0x2C, 0x01, 0xC8, 0, 0, 2, 0]);
+        assert_eq!(gif_largest_frame(&g, 10), 300 * 200);
+        assert_eq!(gif_largest_frame(&gif_with(3), 10), 16);
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! minimal EXIF block of the output — JPEG `APP1`, PNG `eXIf`, WebP `EXIF` (the file becomes
 //! the extended `VP8X` form), AVIF through the encoder. GIF has no EXIF and gets none.
 
-use std::io::Cursor;
-
-use super::probe::jpeg_exif;
+use super::probe::exif_block;
 use crate::format::Format;
 
 /// Longest tag value copied (bytes); longer ones are cut, so a hostile source cannot make
@@ -17,8 +15,9 @@ const MAX_TAG_BYTES: usize = 1024;
 pub(crate) fn copyright_exif(bytes: &[u8], format: Format) -> Option<Vec<u8>> {
     let reader = exif::Reader::new();
     let exif = match format {
-        Format::Jpeg => reader.read_raw(jpeg_exif(bytes)?.to_vec()).ok()?,
-        Format::Png | Format::Webp => reader.read_from_container(&mut Cursor::new(bytes)).ok()?,
+        Format::Jpeg | Format::Png | Format::Webp => {
+            reader.read_raw(exif_block(bytes)?.to_vec()).ok()?
+        }
         Format::Gif | Format::Avif => return None,
     };
     let text = |tag: exif::Tag| -> Option<Vec<u8>> {

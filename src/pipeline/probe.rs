@@ -28,6 +28,10 @@ pub(crate) struct Probe {
     /// EXIF orientation 1..=8 (1 when absent or unreadable).
     pub orientation: u8,
     pub jpeg: Option<JpegInfo>,
+    /// Pixels of the largest frame a decoder allocates for: the image for most formats, but a
+    /// GIF's frames may be larger than its logical screen (checked against
+    /// `max_source_pixels` too).
+    pub frame_pixels: u64,
     /// Animation frames (1 for a still; exact, since more than `max_frames` is refused, and
     /// for a truncated file the frames that begin in it).
     pub frames: u32,
@@ -70,12 +74,15 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
             // further, so a bomb that is nothing but a header still answers "too large".
             if let Some((w, h)) = png_ihdr_size(bytes).filter(|_| format == Format::Png) {
                 check_pixels(w, h, limits)?;
-                check_png_palette(bytes)?;
+                super::container::png_check(bytes)?;
             }
-            let reader = image::ImageReader::with_format(
+            let mut reader = image::ImageReader::with_format(
                 Cursor::new(bytes),
                 super::decode::image_format(format),
             );
+            let mut image_limits = image::Limits::default();
+            image_limits.max_alloc = Some(limits.max_decode_bytes);
+            reader.limits(image_limits);
             let (w, h) = reader
                 .into_dimensions()
                 .map_err(|e| PipelineError::Corrupt(format!("{format} header: {e}")))?;
@@ -89,6 +96,18 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
     }
     check_pixels(width, height, limits)?;
     let frames = super::frames::count(bytes, format, limits.max_frames);
+    let frame_pixels = match format {
+        Format::Gif => super::frames::gif_largest_frame(bytes, limits.max_frames),
+        _ => 0,
+    }
+    .max(u64::from(width) * u64::from(height));
+    if frame_pixels > limits.max_source_pixels {
+        return Err(PipelineError::SourceTooLarge {
+            width,
+            height,
+            limit: limits.max_source_pixels,
+        });
+    }
     if frames > limits.max_frames {
         return Err(PipelineError::TooManyFrames {
             limit: limits.max_frames,
@@ -116,6 +135,7 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
         height,
         orientation,
         jpeg,
+        frame_pixels,
         frames: frames.max(1),
     })
 }
@@ -141,32 +161,6 @@ fn png_ihdr_size(bytes: &[u8]) -> Option<(u32, u32)> {
     Some((w, h))
 }
 
-/// Refuse a malformed `PLTE`/`tRNS` pair before the decoder sees it: png 0.18.1 panics on a
-/// palette whose length is not a multiple of 3 (found by the `pipeline` fuzz target).
-fn check_png_palette(bytes: &[u8]) -> Result<(), PipelineError> {
-    let bad = |why: &str| Err(PipelineError::Corrupt(format!("png: {why}")));
-    let mut at = 8;
-    let mut palette_entries: Option<usize> = None;
-    while let (Some(len), Some(kind)) = (bytes.get(at..at + 4), bytes.get(at + 4..at + 8)) {
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        match kind {
-            b"PLTE" => {
-                if len == 0 || !len.is_multiple_of(3) || len > 256 * 3 {
-                    return bad("palette length is not 1 to 256 RGB entries");
-                }
-                palette_entries = Some(len / 3);
-            }
-            b"tRNS" if palette_entries.is_some_and(|n| len > n) => {
-                return bad("more transparency entries than palette entries");
-            }
-            b"IDAT" | b"IEND" => break,
-            _ => {}
-        }
-        at = at.saturating_add(12).saturating_add(len);
-    }
-    Ok(())
-}
-
 fn dim(v: usize) -> Result<u32, PipelineError> {
     u32::try_from(v).map_err(|_| PipelineError::Corrupt(format!("dimension {v} out of range")))
 }
@@ -174,14 +168,8 @@ fn dim(v: usize) -> Result<u32, PipelineError> {
 /// The EXIF orientation tag, or 1 when there is none or it cannot be read. A broken EXIF block
 /// never fails the request: browsers also ignore it.
 pub(crate) fn exif_orientation(bytes: &[u8]) -> u8 {
-    // For JPEG, find the APP1 segment ourselves: the exif crate's container reader walks past
-    // SOS through the whole entropy-coded data (byte by byte) when there is no EXIF block.
-    let read = if bytes.starts_with(&[0xFF, 0xD8]) {
-        jpeg_exif(bytes).map(|raw| exif::Reader::new().read_raw(raw.to_vec()))
-    } else {
-        Some(exif::Reader::new().read_from_container(&mut Cursor::new(bytes)))
-    };
-    let Some(Ok(exif)) = read else {
+    let Some(Ok(exif)) = exif_block(bytes).map(|raw| exif::Reader::new().read_raw(raw.to_vec()))
+    else {
         return 1;
     };
     exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
@@ -189,6 +177,19 @@ pub(crate) fn exif_orientation(bytes: &[u8]) -> u8 {
         .and_then(|v| u8::try_from(v).ok())
         .filter(|v| (1..=8).contains(v))
         .unwrap_or(1)
+}
+
+/// The EXIF (TIFF) block of a JPEG, PNG or WebP, found by our own walk of the container:
+/// bounded by the bytes and by `MAX_EXIF_BYTES`, and never past the first JPEG scan (the
+/// exif crate's container reader walks the entropy-coded data byte by byte).
+pub(crate) fn exif_block(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        jpeg_exif(bytes)
+    } else if bytes.starts_with(b"\x89PNG") {
+        super::container::png_exif(bytes)
+    } else {
+        super::container::webp_exif(bytes)
+    }
 }
 
 /// The TIFF payload of a JPEG's `APP1 "Exif\0\0"` segment.

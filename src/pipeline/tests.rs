@@ -36,6 +36,9 @@ const LIMITS: Limits = Limits {
     max_decode_bytes: 1 << 30,
     max_frames: 1000,
     max_animation_pixels: 100_000_000,
+    max_upscale: 4,
+    max_avif_pixels: 2_100_000,
+    deadline: None,
 };
 
 fn tf(w: Option<u32>, h: Option<u32>) -> Transform {
@@ -1073,7 +1076,22 @@ fn render_tiny_and_extreme_shapes_follow_the_plan() {
                         enlarge,
                         ..Transform::default()
                     };
-                    let r = ok(bytes, &t);
+                    // Extreme enlargements (1x1 to 5000x1) are the point here.
+                    let limits = Limits {
+                        max_upscale: u32::MAX,
+                        ..LIMITS
+                    };
+                    let r = render(
+                        bytes,
+                        &Request {
+                            transform: &t,
+                            accept: Accept::default(),
+                            default_quality: 80,
+                            codecs: Codecs::default(),
+                        },
+                        &limits,
+                    )
+                    .expect("render");
                     let p =
                         probe::probe(bytes, sniff(bytes).expect("known"), &LIMITS).expect("probe");
                     let plan = layout::plan(&t, p.width, p.height, LIMITS.max_output_pixels)
@@ -1436,5 +1454,107 @@ fn render_trim_on_a_large_jpeg_uses_a_scaled_decode() {
     assert!(
         corner.iter().any(|&c| c < 200),
         "corner {corner:?} is subject, not border"
+    );
+}
+
+#[test]
+fn render_enlargement_past_max_upscale_is_upscale_too_large() {
+    let bytes = tiny_jpeg(10, 10);
+    let t = |w| Transform {
+        width: Some(w),
+        enlarge: true,
+        ..Transform::default()
+    };
+    assert!(matches!(
+        render_with(&bytes, &t(41), Accept::default()),
+        Err(PipelineError::UpscaleTooLarge { limit: 4, .. })
+    ));
+    assert_eq!(ok(&bytes, &t(40)).width, 40);
+    // Without up_1 nothing is enlarged, so nothing is refused.
+    let no_up = Transform {
+        enlarge: false,
+        ..t(4000)
+    };
+    assert_eq!(ok(&bytes, &no_up).width, 10);
+}
+
+#[test]
+fn render_explicit_avif_over_max_avif_pixels_is_avif_too_large() {
+    let bytes = tiny_jpeg(64, 64);
+    let avif = |w| Transform {
+        width: Some(w),
+        format: Some(FormatChoice::Fixed(Format::Avif)),
+        ..Transform::default()
+    };
+    let limits = Limits {
+        max_avif_pixels: 1000,
+        ..LIMITS
+    };
+    let at = |t: &Transform| {
+        render(
+            &bytes,
+            &Request {
+                transform: t,
+                accept: Accept::default(),
+                default_quality: 80,
+                codecs: Codecs::default(),
+            },
+            &limits,
+        )
+    };
+    assert!(matches!(
+        at(&avif(64)),
+        Err(PipelineError::AvifTooLarge { limit: 1000, .. })
+    ));
+    assert_eq!(at(&avif(31)).map(|r| r.format).ok(), Some(Format::Avif));
+}
+
+#[test]
+fn render_past_the_deadline_is_timeout() {
+    let bytes = tiny_jpeg(64, 64);
+    let t = tf(Some(32), None);
+    let limits = Limits {
+        deadline: Some(std::time::Instant::now()),
+        ..LIMITS
+    };
+    let got = render(
+        &bytes,
+        &Request {
+            transform: &t,
+            accept: Accept::default(),
+            default_quality: 80,
+            codecs: Codecs::default(),
+        },
+        &limits,
+    );
+    assert_eq!(got.err(), Some(PipelineError::Timeout));
+}
+
+#[test]
+fn render_gif_frame_larger_than_its_screen_counts_against_the_source_limit() {
+    // A 1x1 logical screen whose one frame claims 8000x8000: refused from the descriptor.
+    let mut g = b"GIF89a\x01\0\x01\0\0\0\0".to_vec();
+    g.extend_from_slice(&[
+        0x2C, 0, 0, 0, 0, 0x40, 0x1F, 0x40, 0x1F, 0, 2, 2, 0x4C, 0x01, 0,
+    ]);
+    g.push(0x3B);
+    let limits = Limits {
+        max_source_pixels: 1_000_000,
+        ..LIMITS
+    };
+    let t = tf(Some(1), None);
+    let got = render(
+        &g,
+        &Request {
+            transform: &t,
+            accept: Accept::default(),
+            default_quality: 80,
+            codecs: Codecs::default(),
+        },
+        &limits,
+    );
+    assert!(
+        matches!(got, Err(PipelineError::SourceTooLarge { .. })),
+        "{got:?}"
     );
 }

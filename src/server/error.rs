@@ -60,9 +60,13 @@ impl AppError {
                 PipelineError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 PipelineError::SourceTooLarge { .. }
                 | PipelineError::DecodeTooLarge { .. }
+                | PipelineError::MetadataTooLarge { .. }
                 | PipelineError::TooManyFrames { .. }
                 | PipelineError::AnimationTooLarge { .. }
-                | PipelineError::OutputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                | PipelineError::OutputTooLarge { .. }
+                | PipelineError::UpscaleTooLarge { .. }
+                | PipelineError::AvifTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                PipelineError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Corrupt(_)
                 | PipelineError::CropOutside { .. }
                 | PipelineError::PageOutOfRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -71,7 +75,51 @@ impl AppError {
             AppError::Pool(e) => match e {
                 PoolError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
                 PoolError::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
+                PoolError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             },
+        }
+    }
+
+    /// Whether the same request would fail the same way if repeated now: an origin 404/410, a
+    /// source over a limit, an image we cannot read. Such failures are remembered briefly
+    /// (`cache.negative_ttl_s`) and sent with that `max-age`; overload, timeouts and origin
+    /// errors never are.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            AppError::Source(e) => match e {
+                SourceError::NotFound | SourceError::TooLarge { .. } => true,
+                SourceError::BadSource(_)
+                | SourceError::Forbidden(_)
+                | SourceError::Origin(_)
+                | SourceError::Timeout => false,
+            },
+            AppError::Pipeline(e) => match e {
+                PipelineError::Unsupported(_)
+                | PipelineError::SourceTooLarge { .. }
+                | PipelineError::DecodeTooLarge { .. }
+                | PipelineError::MetadataTooLarge { .. }
+                | PipelineError::TooManyFrames { .. }
+                | PipelineError::AnimationTooLarge { .. }
+                | PipelineError::OutputTooLarge { .. }
+                | PipelineError::UpscaleTooLarge { .. }
+                | PipelineError::AvifTooLarge { .. }
+                | PipelineError::CropOutside { .. }
+                | PipelineError::PageOutOfRange { .. }
+                | PipelineError::Corrupt(_) => true,
+                PipelineError::Timeout | PipelineError::Internal(_) => false,
+            },
+            AppError::Pool(e) => match e {
+                PoolError::TooLarge { .. } => true,
+                PoolError::Overloaded | PoolError::Panicked => false,
+            },
+            AppError::Unauthorized
+            | AppError::Signature(_)
+            | AppError::BadRequest(_)
+            | AppError::NoRoute
+            | AppError::Method { .. }
+            | AppError::UrlTooLong { .. }
+            | AppError::MissingSource
+            | AppError::Options(_) => false,
         }
     }
 
@@ -98,9 +146,13 @@ impl AppError {
                 PipelineError::Unsupported(_) => "unsupported-format",
                 PipelineError::SourceTooLarge { .. } => "source-too-many-pixels",
                 PipelineError::DecodeTooLarge { .. } => "decode-too-large",
+                PipelineError::MetadataTooLarge { .. } => "metadata-too-large",
                 PipelineError::TooManyFrames { .. } => "too-many-frames",
                 PipelineError::AnimationTooLarge { .. } => "animation-too-large",
                 PipelineError::OutputTooLarge { .. } => "output-too-large",
+                PipelineError::UpscaleTooLarge { .. } => "upscale-too-large",
+                PipelineError::AvifTooLarge { .. } => "avif-too-large",
+                PipelineError::Timeout => "job-timeout",
                 PipelineError::Corrupt(_) => "corrupt-image",
                 PipelineError::CropOutside { .. } => "crop-outside-image",
                 PipelineError::PageOutOfRange { .. } => "page-out-of-range",
@@ -109,6 +161,7 @@ impl AppError {
             AppError::Pool(e) => match e {
                 PoolError::Overloaded => "overloaded",
                 PoolError::Panicked => "internal-error",
+                PoolError::TooLarge { .. } => "job-too-large",
             },
         }
     }

@@ -215,7 +215,7 @@ async fn answer(
     let made = match made {
         Ok(made) => made,
         Err(AppError::Source(SourceError::NotFound)) if image && settings.fallback.is_some() => {
-            return fallback(&job, headers, vary).await;
+            return fallback(&job, vary).await;
         }
         Err(e) => return Err(e),
     };
@@ -237,8 +237,18 @@ async fn answer(
     if cache_control != settings.cache_control {
         stand_in_headers(&mut response, cache_control);
     }
+    if !made.stored {
+        // The origin forbade keeping it: nobody downstream may keep it either.
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(NOT_STORED_CACHE_CONTROL),
+        );
+    }
     Ok(response)
 }
+
+/// `Cache-Control` of an answer made from an origin response marked `no-store`/`private`.
+const NOT_STORED_CACHE_CONTROL: &str = "private, no-store";
 
 /// `Cache-Control` of the 308s that steer to bucketed or canonical URLs: they depend on the
 /// URL and the configuration only, so shared caches may keep them, for a day (not forever:
@@ -248,7 +258,7 @@ const REDIRECT_CACHE_CONTROL: &str = "public, max-age=86400";
 /// `error.fallback_image` for an origin 404: the fallback rendered to the requested box (and
 /// cached as the fallback's own rendition, never under the missing source's key), answered
 /// with status 404, a short max-age and `X-Fallback`. If the fallback fails too, the 404.
-async fn fallback(job: &Job, headers: &HeaderMap, vary: Vary) -> Result<Response<Body>, AppError> {
+async fn fallback(job: &Job, vary: Vary) -> Result<Response<Body>, AppError> {
     let state = &job.state;
     let not_found = AppError::Source(SourceError::NotFound);
     let Some(fallback) = &state.settings.fallback else {
@@ -285,14 +295,15 @@ async fn fallback(job: &Job, headers: &HeaderMap, vary: Vary) -> Result<Response
             (made.entry, Status::Miss(made.timings))
         }
     };
-    let mut response = respond(state, headers, &entry, status, vary, &job.source_key);
-    if response.status() == StatusCode::OK {
-        *response.status_mut() = StatusCode::NOT_FOUND;
-    }
+    // Preconditions do not apply to what is a 404 (RFC 9110 §13.2.1): never a 304 here.
+    let unconditional = HeaderMap::new();
+    let mut response = respond(state, &unconditional, &entry, status, vary, &job.source_key);
+    *response.status_mut() = StatusCode::NOT_FOUND;
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&fallback.cache_control) {
         h.insert(header::CACHE_CONTROL, v);
     }
+    h.remove(header::AGE);
     h.insert("x-fallback", HeaderValue::from_static("origin-404"));
     Ok(response)
 }
@@ -303,6 +314,8 @@ fn stand_in_headers(response: &mut Response<Body>, cache_control: &str) {
     if let Ok(v) = HeaderValue::from_str(cache_control) {
         h.insert(header::CACHE_CONTROL, v);
     }
+    // A short max-age counts from now: the entry's age would make it stale on arrival.
+    h.remove(header::AGE);
     h.insert("x-avif", HeaderValue::from_static("pending"));
 }
 
@@ -369,13 +382,30 @@ struct Job {
 
 impl Job {
     /// One flight per variant: requests for the same key in flight share this one's result.
+    /// A deterministic failure of this variant or its source seen within
+    /// `cache.negative_ttl_s` is answered again without any work.
     async fn run(self) -> Result<Made, AppError> {
         let state = self.state.clone();
-        let (made, role) = state.variants.run(self.variant, self.make()).await;
+        let negative = !state.settings.negative_ttl.is_zero();
+        if negative {
+            for key in [&self.variant, &self.source_key] {
+                if let Some(e) = state.failures.get(key).await {
+                    return Err(e);
+                }
+            }
+        }
+        let variant = self.variant;
+        let (made, role) = state.variants.run(variant, self.make()).await;
         if role == Role::Follower {
             state.metrics.coalesced();
         }
-        made.ok_or(AppError::Pool(PoolError::Panicked))?
+        let made = made.ok_or(AppError::Pool(PoolError::Panicked))?;
+        if let Err(e) = &made {
+            if negative && e.is_deterministic() && role == Role::Leader {
+                state.failures.insert(variant, e.clone()).await;
+            }
+        }
+        made
     }
 
     /// Start this job on its own task (its result goes to the cache only) and hand it back
@@ -433,27 +463,40 @@ impl Job {
     }
 
     async fn make(self) -> Result<Made, AppError> {
-        // Admitted before the fetch: under load the queue holds requests, not originals.
-        let admission = self.state.pool.admit().await?;
+        // The original first, outside render admission: fetches have bounds of their own
+        // (`source.max_concurrent_fetches`, `max_per_host`), so a slow origin holds a fetch
+        // place, never a render place, and local files and hits never wait for it.
         let original = self.original().await?;
-        let limits = self.state.settings.limits;
-        let default_quality = self.state.settings.default_quality;
-        let codecs = self.state.settings.codecs;
+        let admission = self.state.pool.admit().await?;
+        let settings = &self.state.settings;
+        let limits = settings.limits;
+        let default_quality = settings.default_quality;
+        let codecs = settings.codecs;
+        let job_timeout = settings.job_timeout;
         let accept = self.accept;
-        let transform = self.transform;
+        let transform = Arc::new(self.transform);
         let bytes = original.bytes.clone();
-        let peak = pipeline::peak_memory(
-            &bytes,
-            &pipeline::Request {
-                transform: &transform,
-                accept,
-                default_quality,
-                codecs,
-            },
-            &limits,
-        );
+        // The estimate reads the header (and for PNG inflates its profile, bounded): input-
+        // dependent work, so off the reactor.
+        let peak = {
+            let (bytes, transform) = (bytes.clone(), transform.clone());
+            tokio::task::spawn_blocking(move || {
+                pipeline::peak_memory(
+                    &bytes,
+                    &pipeline::Request {
+                        transform: &transform,
+                        accept,
+                        default_quality,
+                        codecs,
+                    },
+                    &limits,
+                )
+            })
+            .await
+            .map_err(|_| AppError::Pool(PoolError::Panicked))?
+        };
         let mode = self.mode;
-        let (body, content_type, timings) = admission
+        let (body, content_type, timings, etag) = admission
             .run(peak, move || {
                 let request = pipeline::Request {
                     transform: &transform,
@@ -461,12 +504,22 @@ impl Job {
                     default_quality,
                     codecs,
                 };
-                match mode {
+                // The job's clock starts on its worker, not in the queue.
+                let limits = pipeline::Limits {
+                    deadline: Some(Instant::now() + job_timeout),
+                    ..limits
+                };
+                let made = match mode {
                     Mode::Image => pipeline::render(&bytes, &request, &limits)
                         .map(|r| (r.bytes, r.format.mime(), r.timings)),
                     Mode::Meta => pipeline::render_with_summary(&bytes, &request, &limits)
                         .map(|(r, s)| (meta::json(&r, &s), meta::CONTENT_TYPE, r.timings)),
-                }
+                };
+                // Hashing a large body is work too: here, not on the reactor.
+                made.map(|(body, content_type, timings)| {
+                    let etag = reply::etag(&body);
+                    (body, content_type, timings, etag)
+                })
             })
             .await??;
         let metrics = &self.state.metrics;
@@ -474,7 +527,6 @@ impl Job {
         metrics.stage(Stage::Resize, timings.resize);
         metrics.stage(Stage::Encode, timings.encode);
         let body = Bytes::from(body);
-        let etag = reply::etag(&body);
         let entry = Arc::new(Entry::new(body, content_type, etag.to_str().unwrap_or("")));
         if original.storable {
             self.state
@@ -508,11 +560,21 @@ impl Job {
         let (st, source, source_key) = (state.clone(), self.source.clone(), self.source_key);
         let fetch = async move {
             let started = Instant::now();
-            let fetched = st.fetcher.fetch(&source).await.inspect_err(|e| {
-                st.metrics.origin_error(AppError::Source(e.clone()).code());
-            })?;
+            let fetched = match st.fetcher.fetch(&source).await {
+                Ok(fetched) => fetched,
+                Err(e) => {
+                    let e = AppError::Source(e);
+                    st.metrics.origin_error(e.code());
+                    // A missing source fails every variant of it alike.
+                    if e.is_deterministic() && !st.settings.negative_ttl.is_zero() {
+                        st.failures.insert(source_key, e.clone()).await;
+                    }
+                    return Err(e);
+                }
+            };
             st.metrics.stage(Stage::Fetch, started.elapsed());
-            if keep && fetched.storable {
+            // Only what sniffs as an image we read is kept: a 415 HTML page or zip is not.
+            if keep && fetched.storable && pipeline::sniff(&fetched.bytes).is_some() {
                 let entry = Arc::new(Entry::new(fetched.bytes.clone(), ORIGINAL, ""));
                 st.cache.put_original(&source_key, entry).await;
             }

@@ -1,6 +1,8 @@
 //! Small HTTP helpers: building text and image responses, strong ETags, `If-None-Match`
 //! (RFC 9110 §13.1.2) and reading `Accept` for format negotiation. No routing, no I/O.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
@@ -67,11 +69,19 @@ pub fn text(status: StatusCode, body: &str, cacheable: bool) -> Response<Body> {
 }
 
 /// The response for a failed request: status from [`AppError::status`], body
-/// `<code>: <message>`, `Cache-Control: no-store` (a CDN must not keep an error).
-pub fn error(e: &AppError) -> Response<Body> {
+/// `<code>: <message>`, `Cache-Control: no-store` (a CDN must not keep an error), except that a
+/// deterministic failure ([`AppError::is_deterministic`]) may be kept for `negative_ttl`.
+pub fn error(e: &AppError, negative_ttl: Duration) -> Response<Body> {
     let status = e.status();
-    let mut response = text(status, &format!("{}: {e}", e.code()), false);
+    let keep = e.is_deterministic() && !negative_ttl.is_zero();
+    let mut response = text(status, &format!("{}: {e}", e.code()), keep);
     let h = response.headers_mut();
+    if keep {
+        let value = format!("public, max-age={}", negative_ttl.as_secs());
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+    }
     match status {
         StatusCode::SERVICE_UNAVAILABLE => {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

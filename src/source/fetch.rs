@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_LENGTH, LOCATION};
 use reqwest::StatusCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use super::local;
@@ -51,15 +52,50 @@ pub(super) fn with_resolver(
         .user_agent(USER_AGENT)
         .default_headers(headers)
         .referer(false)
-        .connect_timeout(settings.timeout)
+        .connect_timeout(settings.connect_timeout.min(settings.timeout))
         .build()
         .map_err(|_| SourceError::Origin("cannot build the HTTP client".to_owned()))?;
 
+    let gates = Gates::new(settings.max_concurrent_fetches, settings.max_per_host);
     Ok(Fetcher {
         settings: Arc::new(settings),
         client,
         policy: Arc::new(policy),
+        gates: Arc::new(gates),
     })
+}
+
+/// Bounds on remote fetches in flight: one over all hosts, and one per host. Hosts share
+/// [`HOST_STRIPES`] semaphores by hash, so the memory is fixed whatever the number of hosts
+/// (two hosts in one stripe share a cap: stricter, never looser).
+pub(super) struct Gates {
+    all: Arc<Semaphore>,
+    hosts: Vec<Arc<Semaphore>>,
+    hasher: std::hash::RandomState,
+}
+
+const HOST_STRIPES: usize = 256;
+
+impl Gates {
+    fn new(all: usize, per_host: usize) -> Self {
+        let cap = |n: usize| n.clamp(1, Semaphore::MAX_PERMITS);
+        Gates {
+            all: Arc::new(Semaphore::new(cap(all))),
+            hosts: (0..HOST_STRIPES)
+                .map(|_| Arc::new(Semaphore::new(cap(per_host))))
+                .collect(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// Wait for a place for a fetch from `host` (the caller bounds the wait).
+    async fn enter(&self, host: &str) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        use std::hash::BuildHasher;
+        let stripe = (self.hasher.hash_one(host) as usize) % HOST_STRIPES;
+        let host = self.hosts.get(stripe)?.clone().acquire_owned().await.ok()?;
+        let all = self.all.clone().acquire_owned().await.ok()?;
+        Some((host, all))
+    }
 }
 
 pub(super) fn authorize(fetcher: &Fetcher, source: &Source) -> Result<(), SourceError> {
@@ -79,7 +115,16 @@ pub(super) async fn fetch(fetcher: &Fetcher, source: &Source) -> Result<Fetched,
     let settings = &fetcher.settings;
     let work = async {
         match (source, &settings.base) {
-            (Source::Remote(url), _) => remote(fetcher, url).await,
+            (Source::Remote(url), _) => {
+                // Waiting for a place counts against the deadline: a slow host makes its own
+                // requests wait (then 504), nobody else's.
+                let _place = fetcher
+                    .gates
+                    .enter(url.host_str().unwrap_or(""))
+                    .await
+                    .ok_or_else(|| origin("fetch gates closed"))?;
+                remote(fetcher, url).await
+            }
             (Source::Local(path), Base::Dir(dir)) => local::read(dir, path, settings.max_bytes)
                 .await
                 .map(|bytes| Fetched {
@@ -101,6 +146,8 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Fetched, SourceError> 
     let settings = &fetcher.settings;
     let mut url = first.clone();
     let mut redirects = 0u32;
+    // A redirect that says no-store/private (an expiring signed URL) taints what it leads to.
+    let mut hops_storable = true;
     loop {
         let response = fetcher
             .client
@@ -116,7 +163,7 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Fetched, SourceError> 
         }
         match response.status() {
             StatusCode::OK => {
-                let storable = storable(response.headers());
+                let storable = hops_storable && storable(response.headers());
                 let bytes = body(response, settings.max_bytes).await?;
                 return Ok(Fetched { bytes, storable });
             }
@@ -129,6 +176,7 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Fetched, SourceError> 
                     return Err(origin("too many redirects"));
                 }
                 redirects += 1;
+                hops_storable &= storable(response.headers());
                 url = next_hop(&url, response.headers().get(LOCATION))?;
                 policy::check_url(&url, &fetcher.policy)?;
             }

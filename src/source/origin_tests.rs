@@ -191,6 +191,9 @@ fn settings(allow_networks: &[&str]) -> Settings {
         max_bytes: CAP,
         timeout: Duration::from_secs(5),
         max_redirects: 3,
+        connect_timeout: Duration::from_secs(3),
+        max_concurrent_fetches: 64,
+        max_per_host: 8,
     }
 }
 

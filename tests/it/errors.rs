@@ -225,10 +225,9 @@ async fn error_overload_is_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn error_queued_requests_hold_no_original() {
-    // One worker, one job fetching ahead: however many requests wait, the origin never sees
-    // more than two fetches at once (so at most two originals are in memory), and everyone
-    // queued is served in the end.
+async fn error_fetches_to_one_host_are_capped() {
+    // Two fetches per host: however many requests wait, the origin never sees more than two
+    // fetches at once, and everyone queued is served in the end.
     let body = fixture("photo-2560x1600.jpg");
     let origin = Origin::start(vec![(
         "/slow.jpg",
@@ -240,6 +239,7 @@ async fn error_queued_requests_hold_no_original() {
             c.limits.workers = 1;
             c.limits.fetch_ahead = Some(1);
             c.limits.queue = 16;
+            c.source.max_per_host = 2;
         })
         .await,
     );

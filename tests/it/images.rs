@@ -173,11 +173,18 @@ async fn img_up_1_enlarges() {
         (400, 200)
     );
     assert_eq!(
-        p.get(&format!("/img/w_400,h_400,c_fill,up_1/{url}"))
+        p.get(&format!("/img/w_200,h_200,c_fill,up_1/{url}"))
             .await
             .dims(),
-        (400, 400)
+        (200, 200)
     );
+    // limits.max_upscale (4 by default): 100 px to 401 px is more.
+    p.get(&format!("/img/w_401,up_1/{url}"))
+        .await
+        .assert_error(413, "upscale-too-large");
+    p.get(&format!("/img/w_400,h_400,c_fill,up_1/{url}"))
+        .await
+        .assert_error(413, "upscale-too-large");
 }
 
 #[tokio::test]
