@@ -98,6 +98,13 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// No rendition is being made and no original fetched (tests and shutdown use it).
+    pub fn flights_idle(&self) -> bool {
+        self.variants.is_empty() && self.sources.is_empty()
+    }
+}
+
 /// Serve connections from `listener` until `shutdown` completes; then stop accepting, answer
 /// `/ready` with 503, and let the requests in flight finish within `server.shutdown_grace_ms`
 /// (connections still busy after that are dropped).

@@ -6,6 +6,7 @@ mod binary;
 mod cache;
 mod errors;
 mod headers;
+mod hostile_load;
 mod images;
 mod lifecycle;
 mod meta;

@@ -256,6 +256,11 @@ pub async fn proxy_with(adjust: impl FnOnce(&mut Config)) -> Proxy {
 }
 
 impl Proxy {
+    /// No render or fetch is in flight.
+    pub fn state_flights_idle(&self) -> bool {
+        self.state.flights_idle()
+    }
+
     /// A plain HTTP client for requests the helpers below don't cover.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
