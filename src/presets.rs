@@ -42,6 +42,31 @@ impl Presets {
         self.only
     }
 
+    /// The options segment with `p_<name>` replaced by the preset's tokens (those the segment
+    /// does not override), as text: what the URL fixes, for client hints. Call after
+    /// [`Presets::parse`] succeeded; an unknown preset expands to nothing.
+    pub fn expand(&self, segment: &str) -> String {
+        let tokens: Vec<&str> = segment.split(',').collect();
+        let overridden: HashSet<&str> = tokens
+            .iter()
+            .filter(|t| !t.starts_with(PREFIX))
+            .map(|t| name_of(t))
+            .collect();
+        let mut out: Vec<&str> = Vec::new();
+        for token in tokens {
+            match token.strip_prefix(PREFIX).and_then(|n| self.presets.get(n)) {
+                Some(preset) => out.extend(
+                    preset
+                        .split(',')
+                        .filter(|t| !overridden.contains(name_of(t))),
+                ),
+                None if token.starts_with(PREFIX) => {}
+                None => out.push(token),
+            }
+        }
+        out.join(",")
+    }
+
     /// Parse an options segment, expanding `p_<name>`.
     pub fn parse(&self, segment: &str) -> Result<Transform, OptionsError> {
         if segment == "_" {

@@ -2,10 +2,12 @@
 //! (`Sec-CH-DPR`, legacy `DPR`), the layout width of the image in device pixels
 //! (`Sec-CH-Width`, legacy `Width`) and whether the user asked to save data (`Save-Data: on`).
 //!
-//! What the URL spells always wins: `dpr_` over a DPR hint, `w_` over a width hint, `q_` over
-//! `Save-Data`. A width hint is already in device pixels, so DPR is not applied to it again.
-//! The hints change the `Transform`, so the cache key follows from it; the response names the
-//! hints it consulted in `Vary`. Pure: no I/O.
+//! What the URL spells always wins, presets included (the caller passes the preset-expanded
+//! segment): `dpr_` over a DPR hint, `w_` over a width hint, `q_` over `Save-Data`. A width
+//! hint is already in device pixels, so DPR is not applied to it again. Hints are snapped so
+//! they cannot mint variants: DPR to 1, 1.5, 2, 3 or 4, widths up to the next width bucket (or
+//! to [`WIDTH_LADDER`] without buckets). The hints change the `Transform`, so the cache key
+//! follows from it; the response names the hints it consulted in `Vary`. Pure: no I/O.
 
 use http::header::HeaderMap;
 
@@ -14,6 +16,15 @@ use crate::options::{self, Transform, MAX_DIMENSION};
 
 /// Sent on every image response when hints are on, so browsers start sending them.
 pub const ACCEPT_CH: &str = "Sec-CH-DPR, DPR, Sec-CH-Width, Width, Save-Data";
+
+/// Widths a hinted width snaps up to when no `output.width_buckets` are configured (the
+/// device and image sizes Next.js uses).
+pub const WIDTH_LADDER: &[u32] = &[
+    16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840,
+];
+
+/// Device pixel ratios a DPR hint is rounded to (the nearest).
+const DPR_STEPS: &[f64] = &[1.0, 1.5, 2.0, 3.0, 4.0];
 
 /// The hint headers that `apply` consulted, for `Vary`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +58,9 @@ fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Adjust `t` (parsed from `segment`) by the request's hints. A width hint is snapped to the
-/// width buckets when there are any (no redirect: the URL did not choose it).
+/// Adjust `t` (parsed from `segment`, which must be the preset-expanded segment) by the
+/// request's hints. A width hint is snapped up to the width buckets, or to [`WIDTH_LADDER`]
+/// without them (no redirect: the URL did not choose it).
 pub fn apply(
     t: &mut Transform,
     segment: &str,
@@ -64,23 +76,31 @@ pub fn apply(
             .and_then(|v| v.trim().parse::<u32>().ok())
             .filter(|w| (1..=MAX_DIMENSION).contains(w));
         if let Some(w) = hint {
-            let w = policy
-                .width_buckets
+            let ladder = if policy.width_buckets.is_empty() {
+                WIDTH_LADDER
+            } else {
+                &policy.width_buckets[..]
+            };
+            let w = ladder
                 .iter()
                 .copied()
                 .find(|&b| b >= w)
-                .or(policy.width_buckets.last().copied())
+                .or(ladder.last().copied())
                 .unwrap_or(w);
             t.width = Some(w);
         }
     }
     if !options::mentions(segment, "dpr") {
         used.dpr = true;
-        if let Some(dpr) = header(headers, &["sec-ch-dpr", "dpr"]) {
+        let dpr = header(headers, &["sec-ch-dpr", "dpr"])
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .map(quantise_dpr);
+        if let Some(dpr) = dpr {
             // A hinted width is in device pixels already: scale only the height then.
             let width = t.width;
             let hinted_width = !url_width && width.is_some();
-            options::apply_dpr(t, dpr);
+            options::apply_dpr(t, &dpr.to_string());
             if hinted_width {
                 t.width = width;
             }
@@ -95,6 +115,15 @@ pub fn apply(
         }
     }
     used
+}
+
+/// The step of [`DPR_STEPS`] nearest to `dpr`.
+fn quantise_dpr(dpr: f64) -> f64 {
+    DPR_STEPS
+        .iter()
+        .copied()
+        .min_by(|a, b| (a - dpr).abs().total_cmp(&(b - dpr).abs()))
+        .unwrap_or(1.0)
 }
 
 #[cfg(test)]
@@ -130,12 +159,19 @@ mod tests {
             "clamped to 4"
         );
         assert_eq!(run("w_300", &[("sec-ch-dpr", "junk")], &[]), "w_300");
+        // Quantised: 3.137 is 3, 1.2 is 1, 1.3 is 1.5.
+        assert_eq!(run("w_300", &[("sec-ch-dpr", "3.137")], &[]), "w_900");
+        assert_eq!(run("w_300", &[("sec-ch-dpr", "1.2")], &[]), "w_300");
+        assert_eq!(run("w_300", &[("sec-ch-dpr", "1.3")], &[]), "w_450");
         assert_eq!(run("w_300", &[("sec-ch-dpr", "NaN")], &[]), "w_300");
     }
 
     #[test]
     fn width_hint_only_without_url_width_and_not_multiplied_again() {
         assert_eq!(run("_", &[("sec-ch-width", "640")], &[]), "w_640");
+        // Snapped up to the ladder without buckets.
+        assert_eq!(run("_", &[("sec-ch-width", "641")], &[]), "w_750");
+        assert_eq!(run("_", &[("sec-ch-width", "4000")], &[]), "w_3840");
         assert_eq!(run("w_100", &[("sec-ch-width", "640")], &[]), "w_100");
         assert_eq!(
             run(
@@ -146,6 +182,7 @@ mod tests {
             "w_640,h_200"
         );
         assert_eq!(run("_", &[("width", "0")], &[]), "_");
+        assert_eq!(run("_", &[("width", "37")], &[]), "w_48");
         assert_eq!(run("_", &[("width", "700")], &[256, 768, 1024]), "w_768");
     }
 

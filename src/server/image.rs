@@ -118,10 +118,11 @@ async fn answer(
             ));
         }
     }
-    let hinted = if settings.client_hints {
+    // Under `only_presets` the URL fixes everything: hints must not add variants.
+    let hinted = if settings.client_hints && !settings.presets.only_presets() {
         hints::apply(
             &mut transform,
-            &segment,
+            &settings.presets.expand(&segment),
             headers,
             settings.save_data_quality,
             &settings.urls,

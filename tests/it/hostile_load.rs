@@ -209,3 +209,55 @@ async fn hostile_every_response_is_nosniff() {
         assert_eq!(r.header("x-content-type-options"), "nosniff", "{path}");
     }
 }
+
+#[tokio::test]
+async fn hostile_client_hints_cannot_override_presets_or_mint_variants() {
+    let p = proxy(|c| {
+        c.output.client_hints = true;
+        c.presets
+            .insert("thumb".into(), "w_150,h_150,c_fill".into());
+    })
+    .await;
+    // The preset fixes the width: the hint is ignored (before, 1200x45).
+    let r = p
+        .get_with(&format!("/img/p_thumb/{PHOTO}"), &[("width", "4000")])
+        .await;
+    r.assert_ok();
+    assert_eq!(r.dims(), (150, 150));
+    // A DPR hint is quantised: 3.137 and 2.9 are both 3 (one variant, one key).
+    let a = p
+        .get_with(&format!("/img/w_100/{PHOTO}"), &[("sec-ch-dpr", "3.137")])
+        .await;
+    let b = p
+        .get_with(&format!("/img/w_100/{PHOTO}"), &[("sec-ch-dpr", "2.9")])
+        .await;
+    assert_eq!(a.dims(), (300, 188));
+    assert_eq!(b.header("x-cache"), "HIT memory");
+    // Widths snap up to a ladder: 641 and 700 share one variant.
+    let a = p
+        .get_with(&format!("/img/_/{PHOTO}"), &[("width", "641")])
+        .await;
+    let b = p
+        .get_with(&format!("/img/_/{PHOTO}"), &[("width", "700")])
+        .await;
+    assert_eq!(a.dims().0, 750);
+    assert_eq!(b.header("x-cache"), "HIT memory");
+}
+
+#[tokio::test]
+async fn hostile_client_hints_add_no_variants_under_only_presets() {
+    let p = proxy(|c| {
+        c.output.client_hints = true;
+        c.security.only_presets = true;
+        c.presets.insert("small".into(), "h_100".into());
+    })
+    .await;
+    let r = p
+        .get_with(
+            &format!("/img/p_small/{PHOTO}"),
+            &[("width", "640"), ("sec-ch-dpr", "2"), ("save-data", "on")],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.dims(), (160, 100));
+}

@@ -119,9 +119,9 @@ async fn urls_client_hints_resize_and_vary() {
         normal.body.len()
     );
     let width = p
-        .get_with(&format!("/img/_/{PHOTO}"), &[("sec-ch-width", "320")])
+        .get_with(&format!("/img/_/{PHOTO}"), &[("sec-ch-width", "384")])
         .await;
-    assert_eq!(width.dims(), (320, 200));
+    assert_eq!(width.dims(), (384, 240));
     // Off by default: hints change nothing.
     let off = proxy(|_| {}).await;
     let r = off
