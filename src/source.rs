@@ -162,6 +162,31 @@ impl Fetcher {
         fetch::authorize(self, source)
     }
 
+    /// What makes the bytes of `source` what they are, beyond its name: for a local file the
+    /// configured folder, its size, modification time and inode (one `stat`); empty for
+    /// remote sources and for files that cannot be read (the fetch reports those).
+    pub async fn identity(&self, source: &Source) -> String {
+        let (Source::Local(rel), Base::Dir(dir)) = (source, &self.settings.base) else {
+            return String::new();
+        };
+        if local::check_shape(rel).is_err() {
+            return String::new();
+        }
+        let Ok(meta) = tokio::fs::metadata(dir.join(rel)).await else {
+            return String::new();
+        };
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0u64;
+        format!("{}\0{}:{modified}:{inode}", dir.display(), meta.len())
+    }
+
     /// Fetch the source bytes, enforcing the whole policy, under one deadline
     /// (`settings.timeout`) covering every redirect hop, headers and body.
     pub async fn fetch(&self, source: &Source) -> Result<Fetched, SourceError> {

@@ -55,11 +55,25 @@ fn hash(domain: &str, parts: &[&[u8]]) -> Key {
 /// The key of a source: every variant of it lives under this hash (disk directory,
 /// `Surrogate-Key`).
 pub fn source(source: &Source) -> Key {
+    versioned_source(source, "")
+}
+
+/// [`source`] for a source whose identity is known: for a local file its folder, size,
+/// modification time and inode ([`crate::source::Fetcher::identity`]), so a file edited in
+/// place, or another folder under the same name, is a new key.
+pub fn versioned_source(source: &Source, identity: &str) -> Key {
     let kind: &[u8] = match source {
         Source::Remote(_) => b"remote",
         Source::Local(_) => b"local",
     };
-    hash("imgcdn source", &[kind, source.to_string().as_bytes()])
+    if identity.is_empty() {
+        hash("imgcdn source", &[kind, source.to_string().as_bytes()])
+    } else {
+        hash(
+            "imgcdn source",
+            &[kind, source.to_string().as_bytes(), identity.as_bytes()],
+        )
+    }
 }
 
 /// The key of the cached original bytes of a source.

@@ -66,7 +66,8 @@ pub async fn purge(
         _ => (purge.source.as_str(), None),
     };
     let source = source::parse(rest, query, &state.settings.source.base)?;
-    let source_key = key::source(&source);
+    let identity = state.fetcher.identity(&source).await;
+    let source_key = key::versioned_source(&source, &identity);
     state.cache.purge(&source_key).await;
     tracing::info!(%source, key = %source_key, "purged");
     let mut response = reply::text(StatusCode::OK, &format!("purged {source_key}"), false);

@@ -146,7 +146,8 @@ async fn answer(
         accept: negotiated,
         hints: hinted,
     };
-    let source_key = key::source(&source);
+    let identity = state.fetcher.identity(&source).await;
+    let source_key = key::versioned_source(&source, &identity);
     let variant = key::variant(&source_key, &transform, accept, &settings.output_profile);
     let (variant, image) = match mode {
         Mode::Image => (variant, true),
@@ -268,7 +269,8 @@ async fn fallback(job: &Job, vary: Vary) -> Result<Response<Body>, AppError> {
     let Ok(source) = source::parse(&fallback.source, None, &state.settings.source.base) else {
         return Err(not_found);
     };
-    let source_key = key::source(&source);
+    let identity = state.fetcher.identity(&source).await;
+    let source_key = key::versioned_source(&source, &identity);
     let variant = key::variant(
         &source_key,
         &job.transform,

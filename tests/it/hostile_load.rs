@@ -261,3 +261,24 @@ async fn hostile_client_hints_add_no_variants_under_only_presets() {
     r.assert_ok();
     assert_eq!(r.dims(), (160, 100));
 }
+
+#[tokio::test]
+async fn hostile_local_file_replaced_in_place_is_served_fresh() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("logo.jpg");
+    std::fs::write(&file, jpeg(64, 32)).expect("write");
+    let base = dir.path().to_string_lossy().into_owned();
+    let p = proxy(move |c| c.source.base = base).await;
+    assert_eq!(p.get("/img/w_10/logo.jpg").await.dims(), (10, 5));
+    assert_eq!(
+        p.get("/img/w_10/logo.jpg").await.header("x-cache"),
+        "HIT memory"
+    );
+    // Same name, new content (a new inode and size, as a deploy writes it).
+    let tmp = dir.path().join("logo.jpg.new");
+    std::fs::write(&tmp, jpeg(32, 64)).expect("write");
+    std::fs::rename(&tmp, &file).expect("rename");
+    let r = p.get("/img/w_10/logo.jpg").await;
+    assert_eq!(r.header("x-cache"), "MISS");
+    assert_eq!(r.dims(), (10, 20));
+}
