@@ -104,6 +104,8 @@ pub struct SourceConfig {
     pub allow_http: bool,
     /// CIDRs an origin may resolve to although they are private, loopback or link-local.
     pub allow_networks: Vec<String>,
+    /// Ports a remote source URL may use (explicit or the scheme's default); empty = any.
+    pub allow_ports: Vec<u16>,
     /// Largest source body in bytes.
     pub max_bytes: u64,
     /// Deadline for a whole fetch, redirects included, in milliseconds.
@@ -126,6 +128,7 @@ impl Default for SourceConfig {
             deny_hosts: Vec::new(),
             allow_http: true,
             allow_networks: Vec::new(),
+            allow_ports: vec![80, 443],
             max_bytes: 25 * 1024 * 1024,
             timeout_ms: 10_000,
             max_redirects: 5,
@@ -734,6 +737,7 @@ impl TryFrom<Config> for Settings {
                 allow_http: c.source.allow_http,
                 allow_hosts: c.source.allow_hosts,
                 allow_networks,
+                allow_ports: c.source.allow_ports,
                 max_bytes: c.source.max_bytes,
                 timeout: Duration::from_millis(c.source.timeout_ms),
                 max_redirects: c.source.max_redirects,

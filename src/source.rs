@@ -59,6 +59,8 @@ pub struct Settings {
     pub allow_http: bool,
     /// Networks an origin may resolve to although they are private/loopback/etc.
     pub allow_networks: Vec<IpNet>,
+    /// Ports remote URLs may use; empty = any.
+    pub allow_ports: Vec<u16>,
     pub max_bytes: u64,
     /// Total deadline for one fetch, redirects included.
     pub timeout: Duration,

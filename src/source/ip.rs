@@ -17,6 +17,7 @@ const BLOCKED_V4: &[(Ipv4Addr, u8)] = &[
     (Ipv4Addr::new(100, 64, 0, 0), 10), // shared address space / CGNAT (RFC 6598)
     (Ipv4Addr::new(127, 0, 0, 0), 8), // loopback
     (Ipv4Addr::new(169, 254, 0, 0), 16), // link-local, cloud metadata
+    (Ipv4Addr::new(168, 63, 129, 16), 32), // Azure WireServer (public range, VM-reachable)
     (Ipv4Addr::new(172, 16, 0, 0), 12), // private (RFC 1918)
     (Ipv4Addr::new(192, 0, 0, 0), 24), // IETF protocol assignments
     (Ipv4Addr::new(192, 0, 2, 0), 24), // TEST-NET-1

@@ -188,6 +188,7 @@ fn settings(allow_networks: &[&str]) -> Settings {
             .iter()
             .map(|n| n.parse::<IpNet>().unwrap())
             .collect(),
+        allow_ports: Vec::new(),
         max_bytes: CAP,
         timeout: Duration::from_secs(5),
         max_redirects: 3,

@@ -71,6 +71,8 @@ pub(crate) struct Policy {
     pub allow_networks: Vec<IpNet>,
     /// Plain `http://` origins (first URL and redirect hops) are allowed.
     pub allow_http: bool,
+    /// Ports a remote URL may name (explicitly or by its scheme's default); empty = any.
+    pub allow_ports: Vec<u16>,
 }
 
 impl Policy {
@@ -86,6 +88,7 @@ impl Policy {
             deny_hosts: parse(&settings.deny_hosts)?,
             allow_networks: settings.allow_networks.clone(),
             allow_http: settings.allow_http,
+            allow_ports: settings.allow_ports.clone(),
         })
     }
 }
@@ -99,6 +102,11 @@ pub(crate) fn check_url(url: &Url, policy: &Policy) -> Result<(), SourceError> {
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(forbidden("credentials in URL"));
+    }
+    // No cross-protocol requests or port scans through us (80 and 443 by default).
+    let port = url.port_or_known_default().unwrap_or(0);
+    if !policy.allow_ports.is_empty() && !policy.allow_ports.contains(&port) {
+        return Err(forbidden("port not allowed"));
     }
     let Some(host) = url.host() else {
         return Err(forbidden("no host"));

@@ -282,3 +282,17 @@ async fn hostile_local_file_replaced_in_place_is_served_fresh() {
     assert_eq!(r.header("x-cache"), "MISS");
     assert_eq!(r.dims(), (10, 20));
 }
+
+#[tokio::test]
+async fn hostile_origin_ports_are_80_and_443_by_default_and_cloud_metadata_is_refused() {
+    let origin = Origin::start(vec![("/x.jpg", Reply::Body("image/jpeg", jpeg(8, 8)))]).await;
+    let p = proxy(|c| c.source.allow_ports = vec![80, 443]).await;
+    let r = p.get(&format!("/img/w_4/{}", origin.url("/x.jpg"))).await;
+    r.assert_error(403, "port not allowed");
+    assert_eq!(origin.hits(), 0);
+    for host in ["168.63.129.16", "169.254.169.254", "100.100.100.200"] {
+        p.get(&format!("/img/w_4/http://{host}/metadata"))
+            .await
+            .assert_error(403, "source-forbidden");
+    }
+}

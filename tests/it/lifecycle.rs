@@ -63,6 +63,7 @@ async fn server(
 ) {
     let mut config = Config::default();
     config.source.allow_networks = vec!["127.0.0.0/8".into()];
+    config.source.allow_ports = Vec::new();
     config.cache.disk_mb = 0;
     adjust(&mut config);
     let state =

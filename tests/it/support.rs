@@ -229,6 +229,8 @@ pub async fn proxy_with(adjust: impl FnOnce(&mut Config)) -> Proxy {
     let mut config = Config::default();
     config.source.base = fixtures_dir().to_string_lossy().into_owned();
     config.source.allow_networks = vec!["127.0.0.0/8".into()];
+    // Test origins listen on ephemeral ports.
+    config.source.allow_ports = Vec::new();
     config.limits.workers = 2;
     adjust(&mut config);
     let settings = Settings::try_from(config).expect("valid test config");
