@@ -210,6 +210,28 @@ mod tests {
             deny_hosts: Vec::new(),
             allow_networks: nets.to_vec(),
             allow_http: true,
+            allow_ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn policy_ports_default_to_the_scheme_and_must_be_listed() {
+        let mut p = policy(&[], &[]);
+        p.allow_ports = vec![80, 443];
+        for ok in [
+            "http://a.test/",
+            "https://a.test/",
+            "https://a.test:443/",
+            "http://a.test:80/",
+        ] {
+            assert!(check_url(&url(ok), &p).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://a.test:8080/",
+            "https://a.test:22/",
+            "http://a.test:6379/",
+        ] {
+            assert!(check_url(&url(bad), &p).is_err(), "{bad} should be refused");
         }
     }
 
