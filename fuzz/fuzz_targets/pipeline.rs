@@ -1,12 +1,14 @@
-//! `pipeline::render` on arbitrary bytes with a handful of fixed transforms (picked by the first
-//! byte) under tight limits. It must never panic; every error is fine. When it succeeds, the
-//! output size is checked against the reported dimensions' limit.
+//! `pipeline::render` on arbitrary bytes with a list of fixed transforms under tight limits.
+//! Byte 0 picks the transform (modulo the list's length); byte 1 sets `Accept.webp` (bit 0),
+//! `Accept.avif` (bit 1) and `Codecs.keep_copyright` (bit 2); the rest is the image. It must
+//! never panic; every error is fine. When it succeeds, the output size is checked against the
+//! reported dimensions' limit.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use imgcdn::options::{self, Transform};
-use imgcdn::pipeline::{self, Accept, Limits, Request};
+use imgcdn::pipeline::{self, Accept, Codecs, Limits, Request};
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: Limits = Limits {
@@ -16,11 +18,12 @@ const LIMITS: Limits = Limits {
     max_frames: 1000,
     max_animation_pixels: 100_000_000,
     max_upscale: 4,
-    max_avif_pixels: 2_100_000,
+    max_avif_pixels: 100_000,
     deadline: None,
 };
 
-/// Option segments, parsed once; the first input byte picks one (and the `Accept`).
+/// Option segments, parsed once; the first input byte picks one. Append new ones at the end so the
+/// seeds' selector bytes keep their meaning.
 const SEGMENTS: &[&str] = &[
     "w_64",
     "w_32,h_32,c_fill",
@@ -33,6 +36,23 @@ const SEGMENTS: &[&str] = &[
     "r_90,w_48,blur_2",
     "flip_hv,crop_3_5_40_30,w_32,sharpen_1",
     "r_270,flip_v,c_fill,w_20,h_30,f_png",
+    "w_64,trim_10",
+    "trim_0,f_png",
+    "w_40,h_40,c_fill,g_auto",
+    "w_24,h_48,c_fill,g_auto,f_webp",
+    "page_2,w_32",
+    "page_1,f_png",
+    "f_gif,w_32",
+    "f_gif",
+    "f_lqip",
+    "f_lqip,w_20,h_20,c_fill",
+    "f_avif,w_24",
+    "f_avif,w_16,h_16,c_pad,q_40",
+    "w_50,blur_2,sharpen_1",
+    "w_30,r_90,flip_h",
+    "crop_1_1_20_20,w_16",
+    "crop_0_0_8_8,trim_30,up_1,w_32",
+    "f_auto,w_32",
 ];
 
 fn transforms() -> &'static [Transform] {
@@ -41,7 +61,7 @@ fn transforms() -> &'static [Transform] {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, bytes)) = data.split_first() else {
+    let &[selector, flags, ref bytes @ ..] = data else {
         return;
     };
     let ts = transforms();
@@ -49,10 +69,14 @@ fuzz_target!(|data: &[u8]| {
     let req = Request {
         transform,
         accept: Accept {
-            webp: selector & 0x80 != 0,
+            webp: flags & 1 != 0,
+            avif: flags & 2 != 0,
         },
         default_quality: 80,
-        codecs: imgcdn::pipeline::Codecs::default(),
+        codecs: Codecs {
+            keep_copyright: flags & 4 != 0,
+            ..Codecs::default()
+        },
     };
     if let Ok(out) = pipeline::render(bytes, &req, &LIMITS) {
         assert!(out.width >= 1 && out.height >= 1, "empty output {}x{}", out.width, out.height);

@@ -1,0 +1,185 @@
+//! The input as an ICC profile, embedded in a tiny valid image of each container that carries
+//! one: a 2x2 RGB PNG (`iCCP`, zlib-compressed with stored deflate blocks written here), a 16x16
+//! RGB baseline JPEG (`APP2` `ICC_PROFILE` chunks, split at 65 519 bytes) and a 16x16 lossless
+//! WebP (`VP8X` with the ICC flag + `ICCP`). Each is rendered with `w_8` (so the profile is parsed
+//! by moxcms and applied to the pixels). Must never panic; errors are fine.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use imgcdn::options::{self, Transform};
+use imgcdn::pipeline::{self, Accept, Codecs, Limits, Request};
+use libfuzzer_sys::fuzz_target;
+
+const LIMITS: Limits = Limits {
+    max_source_pixels: 4_000_000,
+    max_output_pixels: 1_000_000,
+    max_decode_bytes: 64 << 20,
+    max_frames: 100,
+    max_animation_pixels: 10_000_000,
+    max_upscale: 4,
+    max_avif_pixels: 100_000,
+    deadline: None,
+};
+
+/// 16x16 RGB baseline JPEG (ImageMagick), starting with SOI + JFIF APP0.
+const JPEG: &[u8] = &[
+    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,
+    0x00, 0x01, 0x00, 0x00, 0xff, 0xdb, 0x00, 0x43, 0x00, 0x08, 0x06, 0x06, 0x07, 0x06, 0x05, 0x08,
+    0x07, 0x07, 0x07, 0x09, 0x09, 0x08, 0x0a, 0x0c, 0x14, 0x0d, 0x0c, 0x0b, 0x0b, 0x0c, 0x19, 0x12,
+    0x13, 0x0f, 0x14, 0x1d, 0x1a, 0x1f, 0x1e, 0x1d, 0x1a, 0x1c, 0x1c, 0x20, 0x24, 0x2e, 0x27, 0x20,
+    0x22, 0x2c, 0x23, 0x1c, 0x1c, 0x28, 0x37, 0x29, 0x2c, 0x30, 0x31, 0x34, 0x34, 0x34, 0x1f, 0x27,
+    0x39, 0x3d, 0x38, 0x32, 0x3c, 0x2e, 0x33, 0x34, 0x32, 0xff, 0xdb, 0x00, 0x43, 0x01, 0x09, 0x09,
+    0x09, 0x0c, 0x0b, 0x0c, 0x18, 0x0d, 0x0d, 0x18, 0x32, 0x21, 0x1c, 0x21, 0x32, 0x32, 0x32, 0x32,
+    0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32,
+    0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32,
+    0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0xff, 0xc0,
+    0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11,
+    0x01, 0xff, 0xc4, 0x00, 0x16, 0x00, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x06, 0xff, 0xc4, 0x00, 0x16, 0x10, 0x00, 0x03,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x14,
+    0x61, 0xff, 0xc4, 0x00, 0x14, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0xff, 0xc4, 0x00, 0x16, 0x11, 0x00, 0x03, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x16, 0x62, 0xff,
+    0xda, 0x00, 0x0c, 0x03, 0x01, 0x00, 0x02, 0x11, 0x03, 0x11, 0x00, 0x3f, 0x00, 0xc0, 0x33, 0x43,
+    0x34, 0x8c, 0xd5, 0x0d, 0x51, 0x32, 0x8c, 0x8b, 0xda, 0x28, 0xff, 0xd9,
+];
+
+/// 16x16 lossless WebP (cwebp): `RIFF` header + one `VP8L` chunk.
+const WEBP: &[u8] = &[
+    0x52, 0x49, 0x46, 0x46, 0x4a, 0x00, 0x00, 0x00, 0x57, 0x45, 0x42, 0x50, 0x56, 0x50, 0x38, 0x4c,
+    0x3e, 0x00, 0x00, 0x00, 0x2f, 0x0f, 0xc0, 0x03, 0x10, 0x7f, 0x00, 0x10, 0x84, 0xff, 0x71, 0x0b,
+    0x13, 0xf1, 0xf7, 0xff, 0x01, 0x4c, 0x96, 0x01, 0x55, 0x64, 0xdb, 0x50, 0x41, 0x05, 0x15, 0x54,
+    0x50, 0x41, 0x05, 0x15, 0x54, 0x50, 0x41, 0x05, 0x15, 0x54, 0x50, 0x41, 0x05, 0x15, 0x7c, 0x6d,
+    0x87, 0x88, 0xfe, 0xe7, 0xe7, 0x71, 0x39, 0x6c, 0x16, 0x93, 0x41, 0xa7, 0x51, 0x29, 0x64, 0x12,
+    0x91, 0x00,
+];
+
+fn transform() -> &'static Transform {
+    static T: OnceLock<Transform> = OnceLock::new();
+    T.get_or_init(|| options::parse("w_8").unwrap())
+}
+
+fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut crc = !0u32;
+    for part in parts {
+        for &b in *part {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+    }
+    !crc
+}
+
+/// zlib stream of `data` in stored (uncompressed) deflate blocks.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    let mut chunks = data.chunks(0xFFFF).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xFF, 0xFF]);
+    }
+    while let Some(c) = chunks.next() {
+        out.push(u8::from(chunks.peek().is_none()));
+        let len = c.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc32(&[kind, data]).to_be_bytes());
+}
+
+fn png_with_icc(icc: &[u8]) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    // 2x2, 8-bit, colour type 2 (RGB).
+    png_chunk(&mut out, b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0]);
+    let mut iccp = b"icc\0\0".to_vec(); // name, NUL, compression method 0
+    iccp.extend_from_slice(&zlib_stored(icc));
+    png_chunk(&mut out, b"iCCP", &iccp);
+    let rows = [0u8, 255, 0, 0, 0, 255, 0, 0, 0, 0, 255, 128, 128, 128];
+    png_chunk(&mut out, b"IDAT", &zlib_stored(&rows));
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn jpeg_with_icc(icc: &[u8]) -> Vec<u8> {
+    const MAX: usize = 65_535 - 2 - 14;
+    let mut out = JPEG[..2].to_vec(); // SOI
+    let chunks: Vec<&[u8]> = if icc.is_empty() {
+        vec![icc]
+    } else {
+        icc.chunks(MAX).collect()
+    };
+    let count = chunks.len().min(255) as u8;
+    for (i, c) in chunks.iter().take(255).enumerate() {
+        out.extend_from_slice(&[0xFF, 0xE2]);
+        out.extend_from_slice(&((2 + 14 + c.len()) as u16).to_be_bytes());
+        out.extend_from_slice(b"ICC_PROFILE\0");
+        out.push(i as u8 + 1);
+        out.push(count);
+        out.extend_from_slice(c);
+    }
+    out.extend_from_slice(&JPEG[2..]);
+    out
+}
+
+fn webp_with_icc(icc: &[u8]) -> Vec<u8> {
+    let mut body = b"WEBP".to_vec();
+    let mut chunk = |kind: &[u8; 4], data: &[u8]| {
+        body.extend_from_slice(kind);
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            body.push(0);
+        }
+    };
+    // VP8X: flags (ICC = 0x20), 3 reserved bytes, canvas width - 1 and height - 1 (24-bit LE).
+    chunk(b"VP8X", &[0x20, 0, 0, 0, 15, 0, 0, 15, 0, 0]);
+    chunk(b"ICCP", icc);
+    body.extend_from_slice(&WEBP[12..]); // the VP8L chunk
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fuzz_target!(|icc: &[u8]| {
+    let req = Request {
+        transform: transform(),
+        accept: Accept {
+            webp: false,
+            avif: false,
+        },
+        default_quality: 80,
+        codecs: Codecs::default(),
+    };
+    for image in [png_with_icc(icc), jpeg_with_icc(icc), webp_with_icc(icc)] {
+        if let Ok(out) = pipeline::render(&image, &req, &LIMITS) {
+            assert!(
+                out.width >= 1 && out.height >= 1,
+                "empty output {}x{}",
+                out.width,
+                out.height
+            );
+            assert!(!out.bytes.is_empty(), "empty encoded output");
+        }
+    }
+});
