@@ -16,8 +16,9 @@ mod entry;
 mod flight;
 pub mod key;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use self::disk::Sweep;
@@ -65,6 +66,11 @@ pub struct Cache {
     memory: moka::future::Cache<Key, Stored>,
     disk: Option<Arc<Disk>>,
     settings: Settings,
+    /// Purges per source key (absent = 0). Work that started under one generation stores
+    /// nothing once the source has been purged since, so a purge is never undone by a render,
+    /// fetch or disk-to-memory promotion that was in flight. Grows by one entry per purged
+    /// source (an operator action), not with traffic.
+    generations: Mutex<HashMap<Key, u64>>,
 }
 
 impl Cache {
@@ -96,7 +102,15 @@ impl Cache {
             memory,
             disk,
             settings,
+            generations: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The purge generation of `source`: take it before starting work whose result will be
+    /// stored, and hand it to [`Cache::put`].
+    pub fn generation(&self, source: &Key) -> u64 {
+        let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        g.get(source).copied().unwrap_or(0)
     }
 
     /// False when the disk tier is configured but its directory cannot be written (a full
@@ -142,14 +156,15 @@ impl Cache {
     }
 
     /// Store a rendition in memory and on disk; the disk write has finished when this returns.
-    pub async fn put(&self, source: &Key, key: &Key, entry: Arc<Entry>) {
-        self.store(source, key, entry, true).await
+    /// Nothing is kept when `source` was purged since `generation` was taken.
+    pub async fn put(&self, source: &Key, key: &Key, entry: Arc<Entry>, generation: u64) {
+        self.store(source, key, entry, true, generation).await
     }
 
     /// Store the original of `source`: on disk, or in memory when there is no disk tier.
-    pub async fn put_original(&self, source: &Key, entry: Arc<Entry>) {
+    pub async fn put_original(&self, source: &Key, entry: Arc<Entry>, generation: u64) {
         let memory = self.disk.is_none();
-        self.store(source, &key::original(source), entry, memory)
+        self.store(source, &key::original(source), entry, memory, generation)
             .await
     }
 
@@ -174,9 +189,11 @@ impl Cache {
         promote: bool,
     ) -> Option<(Arc<Entry>, Tier)> {
         let disk = self.disk.clone()?;
+        let generation = self.generation(source);
         let (s, k) = (*source, *key);
         let read = tokio::task::spawn_blocking(move || disk.read(&s, &k)).await;
         match read {
+            Ok(Ok(Read::Hit(_))) if self.generation(source) != generation => None,
             Ok(Ok(Read::Hit(entry))) => {
                 let entry = Arc::new(entry);
                 if promote {
@@ -189,6 +206,11 @@ impl Cache {
                             },
                         )
                         .await;
+                    // A purge that ran meanwhile must not be undone by this copy.
+                    if self.generation(source) != generation {
+                        self.memory.invalidate(key).await;
+                        return None;
+                    }
                 }
                 Some((entry, Tier::Disk))
             }
@@ -205,7 +227,17 @@ impl Cache {
         }
     }
 
-    async fn store(&self, source: &Key, key: &Key, entry: Arc<Entry>, memory: bool) {
+    async fn store(
+        &self,
+        source: &Key,
+        key: &Key,
+        entry: Arc<Entry>,
+        memory: bool,
+        generation: u64,
+    ) {
+        if self.generation(source) != generation {
+            return;
+        }
         if memory {
             self.memory
                 .insert(
@@ -225,26 +257,47 @@ impl Cache {
         let written = tokio::task::spawn_blocking(move || d.write(&s, &k, &entry)).await;
         match written {
             Ok(Ok(true)) => {
-                tokio::spawn(sweep(disk));
+                tokio::spawn(sweep(disk.clone()));
             }
             Ok(Ok(false)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "disk cache write failed"),
             Err(_) => {}
         }
+        // A purge ran while this was being written: take it out again (the whole source, as
+        // the purge did; a later request makes what it needs anew).
+        if self.generation(source) != generation {
+            self.memory.invalidate(key).await;
+            let s = *source;
+            let _ = tokio::task::spawn_blocking(move || disk.purge(&s)).await;
+        }
     }
 
-    /// Remove every entry of `source` (variants and original) from both tiers.
-    pub async fn purge(&self, source: &Key) {
-        let s = *source;
-        if let Err(e) = self.memory.invalidate_entries_if(move |_, v| v.source == s) {
-            tracing::warn!(error = %e, "memory purge failed");
+    /// Remove every entry of `source` (variants and original) from both tiers. The source's
+    /// generation moves first, so work in flight stores nothing afterwards; the disk goes
+    /// before memory, so a concurrent miss cannot copy a disk entry back into memory. `Err`
+    /// when the disk entries could not be removed (they may still be served).
+    pub async fn purge(&self, source: &Key) -> Result<(), String> {
+        {
+            let mut g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+            *g.entry(*source).or_insert(0) += 1;
         }
+        let s = *source;
+        let mut result = Ok(());
         if let Some(disk) = self.disk.clone() {
-            let purged = tokio::task::spawn_blocking(move || disk.purge(&s)).await;
-            if let Ok(Err(e)) = purged {
-                tracing::warn!(error = %e, "disk purge failed");
+            match tokio::task::spawn_blocking(move || disk.purge(&s)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "disk purge failed");
+                    result = Err(format!("disk purge failed: {e}"));
+                }
+                Err(_) => result = Err("disk purge failed".to_owned()),
             }
         }
+        if let Err(e) = self.memory.invalidate_entries_if(move |_, v| v.source == s) {
+            tracing::warn!(error = %e, "memory purge failed");
+            result = Err(format!("memory purge failed: {e}"));
+        }
+        result
     }
 
     /// Bytes held on disk (approximate between sweeps); 0 without a disk tier.
@@ -314,7 +367,7 @@ mod tests {
         let cache = Cache::new(settings(Some(dir.path().to_path_buf())));
         let s = source();
         let original = Arc::new(Entry::new(Bytes::from_static(b"original"), "x/y", ""));
-        cache.put_original(&s, original).await;
+        cache.put_original(&s, original, 0).await;
         assert!(cache.memory.get(&key::original(&s)).await.is_none());
         let (hit, tier) = cache.get_original(&s).await.unwrap();
         assert_eq!((&hit.body[..], tier), (&b"original"[..], Tier::Disk));
@@ -327,7 +380,7 @@ mod tests {
         let cache = Cache::new(settings(None));
         let s = source();
         let original = Arc::new(Entry::new(Bytes::from_static(b"original"), "x/y", ""));
-        cache.put_original(&s, original).await;
+        cache.put_original(&s, original, 0).await;
         let (hit, tier) = cache.get_original(&s).await.unwrap();
         assert_eq!((&hit.body[..], tier), (&b"original"[..], Tier::Memory));
     }

@@ -99,6 +99,11 @@ impl AppState {
 }
 
 impl AppState {
+    /// Drop every remembered failure (`cache.negative_ttl_s`), after a purge.
+    pub fn forget_failures(&self) {
+        self.failures.invalidate_all();
+    }
+
     /// No rendition is being made and no original fetched (tests and shutdown use it).
     pub fn flights_idle(&self) -> bool {
         self.variants.is_empty() && self.sources.is_empty()

@@ -76,6 +76,16 @@ pub fn versioned_source(source: &Source, identity: &str) -> Key {
     }
 }
 
+/// `key` for work started under purge `generation` of its source (the flight key): requests
+/// that arrive after a purge never join work that started before it.
+pub fn in_generation(key: &Key, generation: u64) -> Key {
+    if generation == 0 {
+        *key
+    } else {
+        hash("imgcdn generation", &[&key.0, &generation.to_le_bytes()])
+    }
+}
+
 /// The key of the cached original bytes of a source.
 pub fn original(source: &Key) -> Key {
     hash("imgcdn original", &[&source.0])

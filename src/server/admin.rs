@@ -68,7 +68,16 @@ pub async fn purge(
     let source = source::parse(rest, query, &state.settings.source.base)?;
     let identity = state.fetcher.identity(&source).await;
     let source_key = key::versioned_source(&source, &identity);
-    state.cache.purge(&source_key).await;
+    // Deterministic failures of the source are forgotten too.
+    state.forget_failures();
+    if let Err(e) = state.cache.purge(&source_key).await {
+        tracing::warn!(%source, key = %source_key, "purge incomplete: {e}");
+        return Ok(reply::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("purge-failed: {e}"),
+            false,
+        ));
+    }
     tracing::info!(%source, key = %source_key, "purged");
     let mut response = reply::text(StatusCode::OK, &format!("purged {source_key}"), false);
     if let Ok(v) = HeaderValue::from_str(&source_key.hex()) {

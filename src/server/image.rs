@@ -398,7 +398,9 @@ impl Job {
             }
         }
         let variant = self.variant;
-        let (made, role) = state.variants.run(variant, self.make()).await;
+        let generation = state.cache.generation(&self.source_key);
+        let flight = key::in_generation(&variant, generation);
+        let (made, role) = state.variants.run(flight, self.make(generation)).await;
         if role == Role::Follower {
             state.metrics.coalesced();
         }
@@ -448,7 +450,12 @@ impl Job {
             );
             self.state
                 .cache
-                .put(&self.source_key, &variant, entry.clone())
+                .put(
+                    &self.source_key,
+                    &variant,
+                    entry.clone(),
+                    self.state.cache.generation(&self.source_key),
+                )
                 .await;
         }
         let to = urls::location(
@@ -465,11 +472,13 @@ impl Job {
         r
     }
 
-    async fn make(self) -> Result<Made, AppError> {
+    /// Make the rendition; it is stored only if its source has not been purged since
+    /// `generation`.
+    async fn make(self, generation: u64) -> Result<Made, AppError> {
         // The original first, outside render admission: fetches have bounds of their own
         // (`source.max_concurrent_fetches`, `max_per_host`), so a slow origin holds a fetch
         // place, never a render place, and local files and hits never wait for it.
-        let original = self.original().await?;
+        let original = self.original(generation).await?;
         let admission = self.state.pool.admit().await?;
         let settings = &self.state.settings;
         let limits = settings.limits;
@@ -534,7 +543,7 @@ impl Job {
         if original.storable {
             self.state
                 .cache
-                .put(&self.source_key, &self.variant, entry.clone())
+                .put(&self.source_key, &self.variant, entry.clone(), generation)
                 .await;
         }
         Ok(Made {
@@ -548,7 +557,7 @@ impl Job {
     }
 
     /// The source bytes: the cached original, or one fetch shared by every variant in flight.
-    async fn original(&self) -> Result<Original, AppError> {
+    async fn original(&self, generation: u64) -> Result<Original, AppError> {
         let state = &self.state;
         let keep = state.settings.cache.keep_sources;
         if keep {
@@ -579,7 +588,7 @@ impl Job {
             // Only what sniffs as an image we read is kept: a 415 HTML page or zip is not.
             if keep && fetched.storable && pipeline::sniff(&fetched.bytes).is_some() {
                 let entry = Arc::new(Entry::new(fetched.bytes.clone(), ORIGINAL, ""));
-                st.cache.put_original(&source_key, entry).await;
+                st.cache.put_original(&source_key, entry, generation).await;
             }
             Ok(Original {
                 bytes: fetched.bytes,
@@ -587,7 +596,8 @@ impl Job {
                 fetch: started.elapsed(),
             })
         };
-        let (original, role) = state.sources.run(self.source_key, fetch).await;
+        let flight = key::in_generation(&self.source_key, generation);
+        let (original, role) = state.sources.run(flight, fetch).await;
         if role == Role::Follower {
             state.metrics.coalesced();
         }
