@@ -14,7 +14,6 @@ use std::time::Duration;
 use figment::providers::{Format as _, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cache;
@@ -58,8 +57,15 @@ pub struct ServerConfig {
     pub max_url_bytes: usize,
     /// Largest request head (request line + headers) in bytes, at least 8192; larger answers 431.
     pub max_header_bytes: usize,
-    /// A client must send its whole request head within this many milliseconds.
+    /// A client must send its whole request head within this many milliseconds (counted from
+    /// the connection's start for its first request); a connection that sends nothing is
+    /// closed then.
     pub header_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 keep-alive,
+    /// idle HTTP/2).
+    pub idle_timeout_ms: u64,
+    /// A client that takes none of the bytes it is sent for this long is dropped.
+    pub write_timeout_ms: u64,
     /// Most client connections open at once; more wait in the accept queue.
     pub max_connections: usize,
     /// After SIGTERM/SIGINT, requests in flight get this long to finish before exit.
@@ -81,6 +87,8 @@ impl Default for ServerConfig {
             max_url_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
             header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            write_timeout_ms: 30_000,
             max_connections: 4096,
             shutdown_grace_ms: 10_000,
             tls_cert: String::new(),
@@ -484,6 +492,8 @@ pub struct Settings {
     pub max_url_bytes: usize,
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
     pub playground: bool,
@@ -663,6 +673,8 @@ impl TryFrom<Config> for Settings {
             ("source.max_per_host", c.source.max_per_host as u64),
             ("server.max_url_bytes", c.server.max_url_bytes as u64),
             ("server.header_timeout_ms", c.server.header_timeout_ms),
+            ("server.idle_timeout_ms", c.server.idle_timeout_ms),
+            ("server.write_timeout_ms", c.server.write_timeout_ms),
             ("server.max_connections", c.server.max_connections as u64),
         ] {
             if value == 0 {
@@ -671,6 +683,56 @@ impl TryFrom<Config> for Settings {
         }
         if c.cache.ttl_s == 0 {
             return Err(invalid("cache.ttl_s", "must be at least 1".into()));
+        }
+        // Upper bounds: past these a value is a typo, and some would panic or overflow in a
+        // library (moka refuses a TTL over 1000 years, `Instant + Duration` overflows).
+        const DAY_MS: u64 = 86_400_000;
+        for (key, value, max) in [
+            (
+                "server.header_timeout_ms",
+                c.server.header_timeout_ms,
+                DAY_MS,
+            ),
+            ("server.idle_timeout_ms", c.server.idle_timeout_ms, DAY_MS),
+            ("server.write_timeout_ms", c.server.write_timeout_ms, DAY_MS),
+            (
+                "server.shutdown_grace_ms",
+                c.server.shutdown_grace_ms,
+                DAY_MS,
+            ),
+            (
+                "server.max_connections",
+                c.server.max_connections as u64,
+                1_000_000,
+            ),
+            ("source.timeout_ms", c.source.timeout_ms, DAY_MS),
+            (
+                "source.connect_timeout_ms",
+                c.source.connect_timeout_ms,
+                DAY_MS,
+            ),
+            ("limits.job_timeout_ms", c.limits.job_timeout_ms, DAY_MS),
+            // Ten years: longer than any cache keeps anything.
+            ("cache.ttl_s", c.cache.ttl_s, 315_360_000),
+            (
+                "cache.negative_ttl_s",
+                c.cache.negative_ttl_s,
+                DAY_MS / 1000,
+            ),
+            (
+                "output.avif_background_max_age",
+                c.output.avif_background_max_age,
+                315_360_000,
+            ),
+            (
+                "error.fallback_max_age",
+                c.error.fallback_max_age,
+                315_360_000,
+            ),
+        ] {
+            if value > max {
+                return Err(invalid(key, format!("must be at most {max}")));
+            }
         }
         if c.cache.disk_mb > 0 && c.cache.dir.is_empty() {
             return Err(invalid(
@@ -725,6 +787,8 @@ impl TryFrom<Config> for Settings {
             max_url_bytes: c.server.max_url_bytes,
             max_header_bytes: c.server.max_header_bytes,
             header_timeout: Duration::from_millis(c.server.header_timeout_ms),
+            idle_timeout: Duration::from_millis(c.server.idle_timeout_ms),
+            write_timeout: Duration::from_millis(c.server.write_timeout_ms),
             max_connections: c.server.max_connections,
             shutdown_grace: Duration::from_millis(c.server.shutdown_grace_ms),
             playground: c.server.playground,
@@ -810,10 +874,8 @@ fn parse_base(s: &str) -> Result<Base, String> {
 }
 
 /// A CIDR (`10.0.0.0/8`) or a single address (`127.0.0.2`, taken as /32 or /128).
-fn parse_network(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{s}` is not a CIDR such as 10.0.0.0/8"))
+fn parse_network(s: &str) -> Result<source::AllowedNetwork, String> {
+    s.parse()
 }
 
 #[cfg(test)]
@@ -921,6 +983,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("default_quality"));
+    }
+
+    #[test]
+    fn config_out_of_range_values_are_named_not_panics() {
+        type Set = fn(&mut Config);
+        let cases: [(&str, Set); 5] = [
+            ("cache.ttl_s", |c| c.cache.ttl_s = u64::MAX),
+            ("server.max_connections", |c| {
+                c.server.max_connections = usize::MAX
+            }),
+            ("server.header_timeout_ms", |c| {
+                c.server.header_timeout_ms = u64::MAX
+            }),
+            ("server.idle_timeout_ms", |c| c.server.idle_timeout_ms = 0),
+            ("limits.job_timeout_ms", |c| {
+                c.limits.job_timeout_ms = u64::MAX
+            }),
+        ];
+        for (key, set) in cases {
+            let mut c = Config::default();
+            set(&mut c);
+            let err = Settings::try_from(c).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

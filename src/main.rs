@@ -125,7 +125,7 @@ fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let config = Config::load(file.as_deref(), &overrides)?;
     let settings = Settings::try_from(config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listen = settings.listen;
         let state = Arc::new(AppState::new(settings).context("building the origin client")?);
         let listener = tokio::net::TcpListener::bind(listen)
@@ -135,7 +135,11 @@ fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         server::run(listener, state, shutdown_signal()).await?;
         tracing::info!("imgcdn stopped");
         Ok(())
-    })
+    });
+    // `run` has already spent the grace period on the requests in flight; renders still
+    // running on blocking threads are not waited for (dropping the runtime would join them).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    served
 }
 
 fn sign(file: Option<PathBuf>, path: &str) -> anyhow::Result<()> {

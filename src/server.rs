@@ -9,6 +9,7 @@
 //! gets its own [`AppState`]: nothing here is process-global.
 
 mod admin;
+mod conn;
 mod error;
 mod hints;
 mod image;
@@ -30,7 +31,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 
 pub use self::error::AppError;
@@ -44,6 +45,10 @@ use crate::source::{Fetcher, SourceError};
 
 /// Concurrent HTTP/2 streams per connection.
 const H2_MAX_STREAMS: u32 = 64;
+/// How often an HTTP/2 connection pings its peer.
+const H2_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long an idle connection being closed may take to say goodbye (HTTP/2 GOAWAY).
+const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Everything a request needs, built once from [`Settings`].
 pub struct AppState {
@@ -113,6 +118,9 @@ impl AppState {
 /// Serve connections from `listener` until `shutdown` completes; then stop accepting, answer
 /// `/ready` with 503, and let the requests in flight finish within `server.shutdown_grace_ms`
 /// (connections still busy after that are dropped).
+///
+/// Each connection lives under [`conn::watchdog`]: closed when it sends no request head in
+/// time, idles past `server.idle_timeout_ms`, or stops reading what it is sent.
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -127,20 +135,32 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(s.header_timeout)
         .max_buf_size(s.max_header_bytes);
+    // HTTP/2 pings find peers that vanished while a long answer is being made; an unanswered
+    // ping closes the connection.
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
-        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX));
-    // At most `max_connections` at once; more wait in the kernel's accept queue.
-    let connections = Arc::new(tokio::sync::Semaphore::new(s.max_connections));
+        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(H2_PING_INTERVAL))
+        .keep_alive_timeout(s.header_timeout);
+    let timeouts = conn::Timeouts {
+        header: s.header_timeout,
+        idle: s.idle_timeout,
+        write: s.write_timeout,
+    };
+    // At most `max_connections` at once; more wait in the kernel's accept queue. Shutdown
+    // waits for every permit to come back (validated to fit a u32 at start-up).
+    let max_connections = u32::try_from(s.max_connections).unwrap_or(u32::MAX);
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections as usize));
     let tls = match &s.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
             tls::config(cert, key).map_err(std::io::Error::other)?,
         )),
         None => None,
     };
-    let graceful = GracefulShutdown::new();
+    // Flips to true when shutdown begins: every connection finishes its requests and closes.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -163,50 +183,58 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(route(&state, req).await) }
-        });
-        match &tls {
-            None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                // The handshake runs on the connection's task, bounded like a request head.
-                let (acceptor, builder) = (acceptor.clone(), builder.clone());
-                let watcher = graceful.watcher();
-                let timeout = s.header_timeout;
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+        conn::keepalive(&stream);
+        let activity = conn::Activity::new();
+        let stream = conn::Watched::new(stream, activity.clone());
+        let service = {
+            let (state, activity) = (state.clone(), activity.clone());
+            service_fn(move |req| {
+                let (state, in_flight) = (state.clone(), activity.request());
+                async move {
+                    let response = route(&state, req).await;
+                    drop(in_flight);
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        };
+        let (builder, tls, stopping) = (builder.clone(), tls.clone(), stopping.clone());
+        let header_timeout = s.header_timeout;
+        tokio::spawn(async move {
+            let watchdog = conn::watchdog(activity.clone(), timeouts);
+            match tls {
+                None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    serve(conn.into_owned(), watchdog, stopping).await;
+                }
+                Some(acceptor) => {
+                    // The handshake counts against the head deadline like the sniff does.
+                    tokio::pin!(watchdog);
+                    let stream = tokio::select! {
+                        accepted = acceptor.accept(stream) => match accepted {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                        _ = &mut watchdog => return,
+                        () = tokio::time::sleep(header_timeout) => return,
+                    };
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        activity.set_h2();
                     }
-                    drop(permit);
-                });
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    serve(conn.into_owned(), watchdog, stopping).await;
+                }
             }
-        }
+            drop(permit);
+        });
     }
     state.draining.store(true, Ordering::Relaxed);
     drop(listener);
+    let _ = stop.send(true);
     let grace = state.settings.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(grace, connections.acquire_many(max_connections))
         .await
         .is_err()
     {
@@ -216,6 +244,48 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+/// Drive one connection until it ends, its watchdog says it must, or shutdown begins (then
+/// it finishes what is in flight and closes; the caller bounds how long that may take).
+async fn serve<C>(
+    conn: C,
+    watchdog: impl Future<Output = conn::Verdict>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn, watchdog);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            verdict = &mut watchdog, if !closing => match verdict {
+                conn::Verdict::Idle => {
+                    // Let HTTP/2 say GOAWAY; a peer that does not let it finish is dropped.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, conn.as_mut()).await;
+                    return;
+                }
+                verdict => {
+                    tracing::debug!(?verdict, "connection closed");
+                    return;
+                }
+            },
+            changed = stopping.changed(), if !closing => {
+                if changed.is_err() || *stopping.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
 }
 
 async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> {

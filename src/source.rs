@@ -22,11 +22,12 @@ mod parse;
 mod policy;
 mod resolve;
 
+pub use self::policy::AllowedNetwork;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipnet::IpNet;
 use url::Url;
 
 /// Where relative sources are resolved (`source.base`).
@@ -57,8 +58,9 @@ pub struct Settings {
     pub deny_hosts: Vec<String>,
     /// Plain `http://` origins are allowed (https always is).
     pub allow_http: bool,
-    /// Networks an origin may resolve to although they are private/loopback/etc.
-    pub allow_networks: Vec<IpNet>,
+    /// Networks an origin may resolve to although they are private/loopback/etc., each
+    /// optionally scoped to a host pattern and a port.
+    pub allow_networks: Vec<AllowedNetwork>,
     /// Ports remote URLs may use; empty = any.
     pub allow_ports: Vec<u16>,
     pub max_bytes: u64,

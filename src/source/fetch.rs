@@ -14,9 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use super::local;
-use super::policy::{self, Policy};
+use super::policy::{self, address_allowed, Policy};
 use super::resolve::{BlockedAddress, PolicyResolver};
-use super::{ip, Base, Fetched, Fetcher, Settings, Source, SourceError};
+use super::{Base, Fetched, Fetcher, Settings, Source, SourceError};
 
 /// Sent on every origin request; no client header is ever forwarded.
 const USER_AGENT: &str = concat!("imgcdn/", env!("CARGO_PKG_VERSION"));
@@ -157,7 +157,8 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Fetched, SourceError> 
             .map_err(send_error)?;
         // Defence in depth: the peer actually connected to must pass the policy too.
         if let Some(peer) = response.remote_addr() {
-            if !ip::is_allowed(peer.ip(), &settings.allow_networks) {
+            let (host, port) = (url.host(), url.port_or_known_default());
+            if !address_allowed(peer.ip(), &settings.allow_networks, host.as_ref(), port) {
                 return Err(SourceError::Forbidden("address not allowed".to_owned()));
             }
         }

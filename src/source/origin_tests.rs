@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::AllowedNetwork;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use ipnet::IpNet;
 use url::Url;
 
 use super::{Base, Fetcher, Settings, Source, SourceError};
@@ -186,7 +186,7 @@ fn settings(allow_networks: &[&str]) -> Settings {
         allow_http: true,
         allow_networks: allow_networks
             .iter()
-            .map(|n| n.parse::<IpNet>().unwrap())
+            .map(|n| n.parse::<AllowedNetwork>().unwrap())
             .collect(),
         allow_ports: Vec::new(),
         max_bytes: CAP,

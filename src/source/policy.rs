@@ -5,6 +5,8 @@
 //! checked for addresses by the resolver in `resolve.rs`; literal IPs never reach a resolver
 //! (hyper-util connects to them directly), which is why they are checked here.
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 use url::{Host, Url};
 
@@ -57,6 +59,108 @@ impl HostPattern {
     }
 }
 
+/// One `source.allow_networks` entry: a network that origins may resolve to although it is
+/// private, optionally only for one host pattern and one port:
+/// `10.0.0.0/8`, `10.1.2.3` (one address), `10.1.2.3/32:8080`, `images.internal=10.0.0.0/8`,
+/// `*.corp.example=10.0.0.0/8:443`. A port needs the `/prefix` form (so IPv6 stays readable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedNetwork {
+    net: IpNet,
+    host: Option<HostPattern>,
+    port: Option<u16>,
+}
+
+impl std::str::FromStr for AllowedNetwork {
+    type Err = String;
+
+    fn from_str(entry: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{entry}` is not [host=]CIDR[:port], such as 10.0.0.0/8 or \
+                 img.internal=10.1.2.3/32:8080"
+            )
+        };
+        let (host, rest) = match entry.trim().split_once('=') {
+            Some((h, rest)) => (Some(HostPattern::parse(h).ok_or_else(bad)?), rest),
+            None => (None, entry.trim()),
+        };
+        let (net, port) = match rest.split_once('/') {
+            Some((addr, tail)) => {
+                let (len, port) = match tail.split_once(':') {
+                    Some((len, port)) => (len, Some(port.parse::<u16>().map_err(|_| bad())?)),
+                    None => (tail, None),
+                };
+                let net = format!("{addr}/{len}")
+                    .parse::<IpNet>()
+                    .map_err(|_| bad())?;
+                (net, port)
+            }
+            None => (
+                rest.parse::<std::net::IpAddr>()
+                    .map(IpNet::from)
+                    .map_err(|_| bad())?,
+                None,
+            ),
+        };
+        if port == Some(0) {
+            return Err(bad());
+        }
+        Ok(AllowedNetwork { net, host, port })
+    }
+}
+
+impl std::fmt::Display for AllowedNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            Some(HostPattern::Exact(h)) => write!(f, "{h}=")?,
+            Some(HostPattern::Subdomains(d)) => write!(f, "*.{d}=")?,
+            None => {}
+        }
+        write!(f, "{}", self.net)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl AllowedNetwork {
+    /// Whether this entry admits `ip` for a request to `host`:`port`. The resolver knows the
+    /// name but not the port (`port` is `None`): a port-scoped entry then admits only when it
+    /// is also host-scoped to that name, whose port [`check_url`] has already checked; a
+    /// port-scoped entry without a host is for IP-literal URLs only. The peer check after
+    /// connecting sees both and applies the whole scope again.
+    fn admits(&self, ip: IpAddr, host: Option<&Host<&str>>, port: Option<u16>) -> bool {
+        let inner = match ip {
+            IpAddr::V4(_) => None,
+            IpAddr::V6(v6) => ip::embedded_ipv4(v6).map(IpAddr::V4),
+        };
+        let in_net = self.net.contains(&ip) || inner.is_some_and(|v4| self.net.contains(&v4));
+        let host_ok = match (&self.host, host) {
+            (None, _) => true,
+            (Some(p), Some(h)) => p.matches(h),
+            (Some(_), None) => false,
+        };
+        let port_ok = match (self.port, port) {
+            (None, _) => true,
+            (Some(want), Some(got)) => want == got,
+            (Some(_), None) => self.host.is_some(),
+        };
+        in_net && host_ok && port_ok
+    }
+}
+
+/// Whether the origin client may connect to `ip` for a request to `host`:`port`: the address
+/// is public, or an `allow_networks` entry admits it for that host and port.
+pub(crate) fn address_allowed(
+    ip: IpAddr,
+    allow: &[AllowedNetwork],
+    host: Option<&Host<&str>>,
+    port: Option<u16>,
+) -> bool {
+    ip::is_public(ip) || allow.iter().any(|n| n.admits(ip, host, port))
+}
+
 fn trim_dot(host: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
 }
@@ -68,7 +172,7 @@ pub(crate) struct Policy {
     pub allow_hosts: Vec<HostPattern>,
     /// Refused even when `allow_hosts` admits them.
     pub deny_hosts: Vec<HostPattern>,
-    pub allow_networks: Vec<IpNet>,
+    pub allow_networks: Vec<AllowedNetwork>,
     /// Plain `http://` origins (first URL and redirect hops) are allowed.
     pub allow_http: bool,
     /// Ports a remote URL may name (explicitly or by its scheme's default); empty = any.
@@ -111,6 +215,17 @@ pub(crate) fn check_url(url: &Url, policy: &Policy) -> Result<(), SourceError> {
     let Some(host) = url.host() else {
         return Err(forbidden("no host"));
     };
+    // A host named by port-scoped `allow_networks` entries (and by none without a port) may
+    // only be asked for on those ports: the resolver cannot see the port.
+    let scoped: Vec<Option<u16>> = policy
+        .allow_networks
+        .iter()
+        .filter(|n| n.host.as_ref().is_some_and(|p| p.matches(&host)))
+        .map(|n| n.port)
+        .collect();
+    if !scoped.is_empty() && !scoped.iter().any(|p| p.is_none() || *p == Some(port)) {
+        return Err(forbidden("port not allowed"));
+    }
     if policy.deny_hosts.iter().any(|p| p.matches(&host)) {
         return Err(forbidden("host not allowed"));
     }
@@ -123,7 +238,7 @@ pub(crate) fn check_url(url: &Url, policy: &Policy) -> Result<(), SourceError> {
         Host::Domain(_) => None,
     };
     if let Some(ip) = literal {
-        if !ip::is_allowed(ip, &policy.allow_networks) {
+        if !address_allowed(ip, &policy.allow_networks, Some(&host), Some(port)) {
             return Err(forbidden("address not allowed"));
         }
     }
@@ -204,7 +319,7 @@ mod tests {
         }
     }
 
-    fn policy(allow: &[HostPattern], nets: &[IpNet]) -> Policy {
+    fn policy(allow: &[HostPattern], nets: &[AllowedNetwork]) -> Policy {
         Policy {
             allow_hosts: allow.to_vec(),
             deny_hosts: Vec::new(),
@@ -309,7 +424,8 @@ mod tests {
 
     #[test]
     fn policy_allow_networks_admit_literal() {
-        let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+        let nets: Vec<AllowedNetwork> =
+            vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
         assert_eq!(
             check_url(&url("http://127.0.0.1:8080/"), &policy(&[], &nets)),
             Ok(())
@@ -319,5 +435,84 @@ mod tests {
             Ok(())
         );
         assert!(check_url(&url("http://10.0.0.1/"), &policy(&[], &nets)).is_err());
+    }
+
+    #[test]
+    fn policy_allow_networks_scoped_by_host_and_port() {
+        let net = |s: &str| {
+            s.parse::<AllowedNetwork>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let nets = [net("10.1.2.3/32:8080"), net("[fd00::1]=fd00::/8")];
+        let ok = |u: &str| check_url(&url(u), &policy(&[], &nets)).is_ok();
+        assert!(ok("http://10.1.2.3:8080/"));
+        assert!(!ok("http://10.1.2.3/"), "other port of an allowed address");
+        assert!(!ok("http://10.1.2.4:8080/"), "other address");
+        assert!(ok("http://[fd00::1]/"));
+        assert!(!ok("http://[fd00::2]/"), "host scope is the literal itself");
+        // A name scoped to a port is refused on other ports before anything is resolved.
+        let nets = [net("img.internal=10.0.0.0/8:8080")];
+        let ok = |u: &str| check_url(&url(u), &policy(&[], &nets)).is_ok();
+        assert!(ok("http://img.internal:8080/"));
+        assert!(!ok("http://img.internal/"));
+        assert!(ok("http://other.test/"), "public names are not affected");
+    }
+
+    #[test]
+    fn policy_allowed_network_scope_at_the_resolver() {
+        let net = |s: &str| {
+            s.parse::<AllowedNetwork>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let ip: IpAddr = "10.1.2.3".parse().unwrap_or_else(|e| panic!("{e}"));
+        let name = Host::Domain("img.internal");
+        let other = Host::Domain("evil.test");
+        // Port-scoped without a host: never through a name (the port is unknown there).
+        assert!(!net("10.0.0.0/8:8080").admits(ip, Some(&other), None));
+        assert!(net("10.0.0.0/8:8080").admits(ip, None, Some(8080)));
+        // Host- and port-scoped: its name only; the port was checked by `check_url`.
+        let scoped = net("img.internal=10.0.0.0/8:8080");
+        assert!(scoped.admits(ip, Some(&name), None));
+        assert!(!scoped.admits(ip, Some(&other), None));
+        assert!(
+            !scoped.admits(ip, Some(&name), Some(80)),
+            "the peer check sees the port"
+        );
+        assert!(net("10.0.0.0/8").admits(ip, Some(&other), None));
+    }
+
+    #[test]
+    fn policy_allowed_network_forms() {
+        for good in [
+            "10.0.0.0/8",
+            "10.1.2.3",
+            "::1",
+            "10.1.2.3/32:8080",
+            "fd00::/8:443",
+            "img.internal=10.0.0.0/8",
+            "*.corp.example=10.0.0.0/8:443",
+        ] {
+            let parsed = good.parse::<AllowedNetwork>();
+            assert!(parsed.is_ok(), "{good}");
+            // The display form reads back as the same entry.
+            let shown = parsed.map(|n| n.to_string()).unwrap_or_default();
+            assert_eq!(
+                shown.parse::<AllowedNetwork>(),
+                good.parse(),
+                "{good} -> {shown}"
+            );
+        }
+        for bad in [
+            "",
+            "10.0.0.0/99",
+            "10.1.2.3:8080",
+            "10.0.0.0/8:0",
+            "10.0.0.0/8:http",
+            "a b=10.0.0.0/8",
+            "=10.0.0.0/8",
+            "host",
+        ] {
+            assert!(bad.parse::<AllowedNetwork>().is_err(), "{bad}");
+        }
     }
 }

@@ -9,10 +9,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::Host;
 
-use super::ip;
+use super::policy::{address_allowed, AllowedNetwork};
 
 /// Every address a name resolved to was refused by the policy. `fetch` finds this in the
 /// `source()` chain of the client error and answers `Forbidden`.
@@ -36,12 +36,12 @@ pub(crate) type Lookup = Arc<
 /// A resolver that keeps only addresses `ip::is_allowed` admits.
 #[derive(Clone)]
 pub(crate) struct PolicyResolver {
-    allow_networks: Arc<[IpNet]>,
+    allow_networks: Arc<[AllowedNetwork]>,
     lookup: Lookup,
 }
 
 impl PolicyResolver {
-    pub(crate) fn new(allow_networks: &[IpNet]) -> Self {
+    pub(crate) fn new(allow_networks: &[AllowedNetwork]) -> Self {
         let lookup: Lookup = Arc::new(|host: String| {
             Box::pin(async move {
                 // Port 0: reqwest puts the URL's (or the scheme's default) port on every address.
@@ -51,7 +51,7 @@ impl PolicyResolver {
         Self::with_lookup(allow_networks, lookup)
     }
 
-    pub(crate) fn with_lookup(allow_networks: &[IpNet], lookup: Lookup) -> Self {
+    pub(crate) fn with_lookup(allow_networks: &[AllowedNetwork], lookup: Lookup) -> Self {
         PolicyResolver {
             allow_networks: allow_networks.into(),
             lookup,
@@ -62,10 +62,11 @@ impl PolicyResolver {
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = Arc::clone(&self.allow_networks);
-        let lookup = (self.lookup)(name.as_str().to_owned());
+        let host = name.as_str().to_owned();
+        let lookup = (self.lookup)(host.clone());
         Box::pin(async move {
             let found = lookup.await.map_err(|_| Box::new(Unresolved) as BoxError)?;
-            let kept = filter(found, &allow)?;
+            let kept = filter(found, &allow, &host)?;
             Ok(Box::new(kept.into_iter()) as Addrs)
         })
     }
@@ -73,14 +74,20 @@ impl Resolve for PolicyResolver {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Keep the allowed addresses; error when none is left.
-fn filter(found: Vec<SocketAddr>, allow: &[IpNet]) -> Result<Vec<SocketAddr>, BoxError> {
+/// Keep the addresses allowed for `host` (the port is not known here: the peer check after
+/// connecting applies an entry's port scope); error when none is left.
+fn filter(
+    found: Vec<SocketAddr>,
+    allow: &[AllowedNetwork],
+    host: &str,
+) -> Result<Vec<SocketAddr>, BoxError> {
+    let host = Host::Domain(host);
     if found.is_empty() {
         return Err(Box::new(Unresolved));
     }
     let kept: Vec<SocketAddr> = found
         .into_iter()
-        .filter(|a| ip::is_allowed(a.ip(), allow))
+        .filter(|a| address_allowed(a.ip(), allow, Some(&host), None))
         .collect();
     if kept.is_empty() {
         return Err(Box::new(BlockedAddress));
@@ -98,28 +105,39 @@ mod tests {
 
     #[test]
     fn resolver_filter_mixed_answer_keeps_public_only() {
-        let kept = filter(vec![addr("10.0.0.5:0"), addr("8.8.8.8:0")], &[]);
+        let kept = filter(vec![addr("10.0.0.5:0"), addr("8.8.8.8:0")], &[], "a.test");
         assert_eq!(kept.ok(), Some(vec![addr("8.8.8.8:0")]));
     }
 
     #[test]
     fn resolver_filter_all_private_blocked() {
-        let err = filter(vec![addr("127.0.0.1:0"), addr("[::1]:0")], &[]);
+        let err = filter(vec![addr("127.0.0.1:0"), addr("[::1]:0")], &[], "a.test");
         let err = err.err().unwrap_or_else(|| panic!("expected an error"));
         assert!(err.downcast_ref::<BlockedAddress>().is_some());
     }
 
     #[test]
     fn resolver_filter_empty_answer_unresolved() {
-        let err = filter(Vec::new(), &[]).err();
+        let err = filter(Vec::new(), &[], "a.test").err();
         assert!(err.is_some_and(|e| e.downcast_ref::<Unresolved>().is_some()));
     }
 
     #[test]
     fn resolver_filter_allow_networks_admit_loopback() {
-        let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
-        let kept = filter(vec![addr("127.0.0.1:0"), addr("[::1]:0")], &nets);
+        let nets: Vec<AllowedNetwork> =
+            vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+        let kept = filter(vec![addr("127.0.0.1:0"), addr("[::1]:0")], &nets, "a.test");
         assert_eq!(kept.ok(), Some(vec![addr("127.0.0.1:0")]));
+    }
+
+    #[test]
+    fn resolver_filter_host_scoped_network_admits_only_its_host() {
+        let nets: Vec<AllowedNetwork> = vec!["*.internal=10.0.0.0/8:8080"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"))];
+        let found = || vec![addr("10.1.2.3:0")];
+        assert!(filter(found(), &nets, "img.internal").is_ok());
+        assert!(filter(found(), &nets, "evil.test").is_err());
     }
 
     /// DNS rebinding: a name that answers a public address once and loopback the next time.

@@ -95,3 +95,73 @@ fn binary_bad_config_file_value_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("queue"), "{stderr}");
 }
+
+#[tokio::test]
+async fn binary_sigterm_exits_within_the_grace_period_with_a_render_running() {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    // A render that takes far longer than the grace period: a 4 MP AVIF at rav1e's slowest
+    // speed (minutes), allowed by the AVIF pixel cap and the job timeout.
+    let mut child = Child(
+        Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(ROOT)
+            .env("IMGCDN_CACHE__DIR", cache.path())
+            .env("IMGCDN_SERVER__SHUTDOWN_GRACE_MS", "300")
+            .env("IMGCDN_OUTPUT__AVIF_SPEED", "1")
+            .env("IMGCDN_LIMITS__MAX_AVIF_PIXELS", "5000000")
+            .env("IMGCDN_LIMITS__JOB_TIMEOUT_MS", "600000")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn imgcdn"),
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let slow = tokio::spawn(
+        client
+            .get(format!("{base}/img/w_2560,f_avif/photo-2560x1600.jpg"))
+            .send(),
+    );
+    // Let the encode start, then ask the server to stop.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!slow.is_finished(), "the render should still be running");
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "still running {:?} after SIGTERM with a 300 ms grace period",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(300 + 1500),
+        "exit took {took:?}"
+    );
+    slow.abort();
+}

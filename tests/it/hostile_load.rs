@@ -296,3 +296,44 @@ async fn hostile_origin_ports_are_80_and_443_by_default_and_cloud_metadata_is_re
             .assert_error(403, "source-forbidden");
     }
 }
+
+#[tokio::test]
+async fn hostile_allow_networks_scoped_to_host_and_port() {
+    let origin = Origin::start(vec![("/x.jpg", Reply::Body("image/jpeg", jpeg(8, 8)))]).await;
+    let port = origin.addr.port();
+    // Loopback is let in for `localhost` on the origin's port only.
+    let p =
+        proxy(|c| c.source.allow_networks = vec![format!("localhost=127.0.0.0/8:{port}")]).await;
+    p.get(&format!("/img/w_4/http://localhost:{port}/x.jpg"))
+        .await
+        .assert_ok();
+    assert_eq!(origin.hits(), 1);
+    // The same address by another name, or as a literal: refused before any request.
+    p.get(&format!("/img/w_4/http://127.0.0.1:{port}/x.jpg"))
+        .await
+        .assert_error(403, "source-forbidden");
+    // Another port of the scoped host: refused before anything is resolved or sent.
+    let other = Origin::start(vec![("/x.jpg", Reply::Body("image/jpeg", jpeg(8, 8)))]).await;
+    p.get(&format!(
+        "/img/w_4/http://localhost:{}/x.jpg",
+        other.addr.port()
+    ))
+    .await
+    .assert_error(403, "port not allowed");
+    assert_eq!((origin.hits(), other.hits()), (1, 0));
+    // A network scoped to a port without a host serves IP-literal URLs on that port only.
+    let p = proxy(|c| c.source.allow_networks = vec![format!("127.0.0.1/32:{port}")]).await;
+    p.get(&format!("/img/w_4/http://127.0.0.1:{port}/x.jpg?n=2"))
+        .await
+        .assert_ok();
+    p.get(&format!(
+        "/img/w_4/http://127.0.0.1:{}/x.jpg",
+        other.addr.port()
+    ))
+    .await
+    .assert_error(403, "source-forbidden");
+    p.get(&format!("/img/w_4/http://localhost:{port}/x.jpg?n=3"))
+        .await
+        .assert_error(403, "source-forbidden");
+    assert_eq!(other.hits(), 0);
+}
