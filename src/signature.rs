@@ -52,28 +52,29 @@ pub fn verify(keys: &[String], signature: &str, message: &str) -> bool {
 }
 
 /// `/w_300/https:/a.com/x` → `/w_300/https://a.com/x`: undo the `//` → `/` collapse some proxies
-/// apply, for an `http:` or `https:` scheme at the start of a path segment. `None` when there is
-/// nothing to restore.
+/// apply to the source URL's scheme, which is the first path segment that reads `http:` or
+/// `https:`. Only that one is restored, and never in the query: a signature must not also
+/// cover URLs that differ elsewhere (`?u=/https:/b` and `?u=/https://b` are different
+/// sources). `None` when there is nothing to restore.
 pub fn restore_collapsed(message: &str) -> Option<String> {
-    let mut out = String::with_capacity(message.len() + 2);
-    let mut changed = false;
-    let mut rest = message;
-    while let Some(i) = rest.find(":/") {
-        let (head, tail) = rest.split_at(i);
-        out.push_str(head);
-        let segment_start = head.rfind('/').map_or(head, |j| &head[j + 1..]);
-        let is_scheme = segment_start.eq_ignore_ascii_case("http")
-            || segment_start.eq_ignore_ascii_case("https");
-        if is_scheme && !tail[2..].starts_with('/') {
-            out.push_str("://");
-            changed = true;
-        } else {
-            out.push_str(":/");
+    let path_end = message.find('?').unwrap_or(message.len());
+    let path = &message[..path_end];
+    let mut from = 0;
+    while let Some(i) = path[from..].find(":/").map(|i| i + from) {
+        let head = &path[..i];
+        let segment = head.rfind('/').map_or(head, |j| &head[j + 1..]);
+        let is_scheme =
+            segment.eq_ignore_ascii_case("http") || segment.eq_ignore_ascii_case("https");
+        if is_scheme {
+            if message[i + 2..].starts_with('/') {
+                // The source's scheme is intact: nothing was collapsed.
+                return None;
+            }
+            return Some(format!("{}://{}", &message[..i], &message[i + 2..]));
         }
-        rest = &tail[2..];
+        from = i + 2;
     }
-    out.push_str(rest);
-    changed.then_some(out)
+    None
 }
 
 /// Sign a path for `imgcdn sign`: `/img/w_300/x.jpg?v=1` (or `/w_300/x.jpg?v=1`) becomes
@@ -156,5 +157,26 @@ mod tests {
         );
         assert_eq!(restore_collapsed(M), None);
         assert_eq!(restore_collapsed("/x/notscheme:/y"), None);
+    }
+
+    #[test]
+    fn signature_collapse_is_restored_only_at_the_source_scheme() {
+        // Only the first scheme segment; later ones and the query are left as they are, so a
+        // signature for one URL does not verify another one with a slash dropped elsewhere.
+        assert_eq!(
+            restore_collapsed("/w_1/https:/a.com/x/http:/b"),
+            Some("/w_1/https://a.com/x/http:/b".into())
+        );
+        assert_eq!(restore_collapsed("/w_1/https://a.com/r/http:/b"), None);
+        assert_eq!(restore_collapsed("/w_1/x.jpg?u=/https:/b"), None);
+        let k = keys(&["secret-key"]);
+        let signed = "/w_1/https://a.com/r?u=/https://b.com/x";
+        let sig = sign_path("secret-key", signed);
+        let sig = sig
+            .strip_prefix("/img/s_")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default();
+        assert!(verify(&k, sig, signed));
+        assert!(!verify(&k, sig, "/w_1/https://a.com/r?u=/https:/b.com/x"));
     }
 }

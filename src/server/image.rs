@@ -202,15 +202,22 @@ async fn answer(
                 &settings.output_profile,
             ),
             accept: stand_in,
-            ..job.clone().background()
+            ..job.clone()
         };
         cache_control = &settings.avif_background_cache_control;
         if let Some((entry, tier)) = state.cache.get(&source_key, &stand_in.variant).await {
+            job.clone().background();
             let mut r = respond(state, headers, &entry, Status::Hit(tier), vary, &source_key);
             stand_in_headers(&mut r, cache_control);
             return Ok(r);
         }
-        stand_in.run().await
+        let made = stand_in.run().await;
+        // An AVIF that could not be kept (the origin said no-store/private) or of a source
+        // that fails is not made in the background: it would be made again on every request.
+        if made.as_ref().is_ok_and(|m| m.stored) {
+            job.clone().background();
+        }
+        made
     } else {
         job.clone().run().await
     };
@@ -413,17 +420,15 @@ impl Job {
         made
     }
 
-    /// Start this job on its own task (its result goes to the cache only) and hand it back
-    /// to build a sibling job from.
-    fn background(self) -> Job {
-        let job = self.clone();
+    /// Run this job on its own task; its result goes to the cache only. Identical jobs in
+    /// flight share one render (the variant flight), and a remembered failure ends it at once.
+    fn background(self) {
         tokio::spawn(async move {
-            let variant = job.variant;
-            if let Err(e) = job.run().await {
+            let variant = self.variant;
+            if let Err(e) = self.run().await {
                 tracing::debug!(variant = %variant.hex(), "background render failed: {e}");
             }
         });
-        self
     }
 
     /// `output.auto_format = "redirect"`: answer 302 to this URL with the format `entry` was
