@@ -27,6 +27,7 @@ mod sniff;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod tiff;
 mod trim;
 
 use std::time::{Duration, Instant};
@@ -426,7 +427,9 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         Format::Gif => px(w, h)
             .saturating_mul(8)
             .saturating_add(p.probe.frame_pixels.saturating_mul(5)),
-        // The decoder's buffer, and a conversion to 8-bit RGBA beside it.
+        // The decoder's buffer, and a conversion to 8-bit RGBA beside it; a 16-bit PNG's
+        // buffer is twice as wide (8 B/px RGBA16, then 4 B/px RGBA8).
+        Format::Png if bytes.get(24) == Some(&16) => px(w, h).saturating_mul(12),
         Format::Png | Format::Webp | Format::Avif => px(w, h).saturating_mul(8),
     };
     // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
@@ -450,16 +453,30 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
     } else {
         decode
     };
-    // Resized image, canvas, encoder output: RGBA each; blur and sharpen work in f32 beside.
+    // Resized image, canvas, encoder output, and `/meta`'s copy of the canvas: RGBA each;
+    // blur and sharpen work in f32 beside (two transients of 16 B/px).
     let (cw, ch) = p.plan.canvas;
     let filters = req.transform.blur.is_some() || req.transform.sharpen.is_some();
-    let per_px = if filters { 12 + 32 } else { 12 };
+    let per_px = if filters { 16 + 32 } else { 16 };
     let out = px(u64::from(cw), u64::from(ch)).saturating_mul(per_px);
-    // An animation kept as one: every shaped RGBA frame is held for libwebp's encoder.
+    // An AVIF encode: rav1e holds the frame as 16-bit YUV planes, its reconstruction and
+    // per-tile state: about 24 B/px of the canvas, twice that with an alpha plane (counted).
+    let avif = match req.transform.format {
+        Some(FormatChoice::Fixed(Format::Avif)) => true,
+        Some(FormatChoice::Auto) => req.accept.avif,
+        _ => false,
+    };
+    let out = if avif {
+        out.saturating_add(px(u64::from(cw), u64::from(ch)).saturating_mul(48))
+    } else {
+        out
+    };
+    // An animation kept as one: every shaped RGBA frame is held for the encoder, and
+    // libwebp's animation encoder keeps an ARGB picture of each beside it.
     let animated = p.probe.frames > 1 && req.transform.page.is_none() && placeholder.is_none();
     let out = if animated {
         let frames = u64::from(p.probe.frames);
-        out.saturating_add(px(u64::from(cw), u64::from(ch)).saturating_mul(4 * frames))
+        out.saturating_add(px(u64::from(cw), u64::from(ch)).saturating_mul(8 * frames))
     } else {
         out
     };

@@ -84,6 +84,68 @@ fn gif_frame_over_screen() -> Bytes {
     Bytes::from(g)
 }
 
+/// The iCCP bomb behind 65 536 empty chunks, more than our chunk walk reads.
+fn iccp_bomb_behind_many_chunks() -> Bytes {
+    let bomb = iccp_bomb_png();
+    let mut png = bomb[..8 + 25].to_vec(); // signature + IHDR
+    let empty_text = [0, 0, 0, 0, b't', b'E', b'X', b't', 0x96, 0x42, 0xc5, 0x85];
+    for _ in 0..65_536 {
+        png.extend_from_slice(&empty_text);
+    }
+    png.extend_from_slice(&bomb[8 + 25..]);
+    Bytes::from(png)
+}
+
+/// A WebP with a 1x1 canvas (VP8X) holding a lossless bitstream that declares 16383x16383: a
+/// decoder that sizes its buffer from the bitstream first takes about 1 GB.
+fn webp_bitstream_over_canvas() -> Bytes {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = kind.to_vec();
+        c.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        c.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            c.push(0);
+        }
+        c
+    };
+    let mut body = b"WEBP".to_vec();
+    body.extend(chunk(b"VP8X", &[0; 10]));
+    let bits: u32 = 16382 | 16382 << 14;
+    let mut vp8l = vec![0x2f];
+    vp8l.extend_from_slice(&bits.to_le_bytes());
+    vp8l.extend_from_slice(&[0; 4096]);
+    body.extend(chunk(b"VP8L", &vp8l));
+    let mut webp = b"RIFF".to_vec();
+    webp.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    webp.extend(body);
+    Bytes::from(webp)
+}
+
+/// A small valid JPEG whose EXIF IFD0 is 5000 pointer entries (ExifIFD, GPS, Interop) to
+/// overlapping offsets inside itself: a reader that follows child IFDs multiplies them.
+fn jpeg_exif_pointer_maze() -> Bytes {
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend_from_slice(&8u32.to_le_bytes());
+    let n: u16 = 5000;
+    tiff.extend_from_slice(&n.to_le_bytes());
+    for i in 0..u32::from(n) {
+        let tag: u16 = [0x8769, 0x8825, 0xA005][i as usize % 3];
+        tiff.extend_from_slice(&tag.to_le_bytes());
+        tiff.extend_from_slice(&4u16.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&(10 + 12 * (i % 4000) + (i % 7)).to_le_bytes());
+    }
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let plain = jpeg(32, 32);
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend_from_slice(&plain[2..]);
+    Bytes::from(out)
+}
+
 fn many_frames_gif(frames: usize) -> Bytes {
     let mut out = Vec::new();
     {
@@ -146,6 +208,9 @@ async fn hostile_inputs_get_their_status_and_memory_stays_bounded() {
         ("/bomb-144mb.png", zero_png(6_000, 6_000, png::ColorType::Rgba), &[413]),
         ("/iccp-bomb.png", iccp_bomb_png(), &[413]),
         ("/gif-frame-over-screen.gif", gif_frame_over_screen(), &[413]),
+        ("/iccp-bomb-behind-65536-chunks.png", iccp_bomb_behind_many_chunks(), &[413, 422]),
+        ("/webp-bitstream-over-canvas.webp", webp_bitstream_over_canvas(), &[413, 422]),
+        ("/exif-pointer-maze.jpg", jpeg_exif_pointer_maze(), &[200]),
         ("/frames-10000.gif", many_frames_gif(10_000), &[413]),
         ("/frames-20.gif", many_frames_gif(20), &[200]),
         ("/cut.jpg", truncated(&jpg), &[422]),

@@ -117,6 +117,35 @@ pub(crate) fn cmyk_to_srgb(cmyk: &[u8], profile: &[u8], inverted: bool) -> Optio
 /// colour model than `space`, already sRGB). Building one parses the profile and fills its
 /// tables (about a millisecond); the last few are kept, since most photos carry one of a
 /// handful of profiles (Display P3, Adobe RGB, sRGB).
+/// Most tags we let a profile have; real ones have about 10 to 30.
+const MAX_PROFILE_TAGS: usize = 100;
+
+/// The profile's tag table is small and names every tag once. moxcms parses each entry of
+/// the table, so 175 000 entries all pointing at one 2 MB lookup table would cost minutes of
+/// CPU; such a profile is ignored (the image is served without colour conversion, as browsers
+/// do with a profile they cannot read).
+fn tag_table_sane(profile: &[u8]) -> bool {
+    let Some(count) = profile.get(128..132) else {
+        return false;
+    };
+    let count = u32::from_be_bytes([count[0], count[1], count[2], count[3]]) as usize;
+    if count > MAX_PROFILE_TAGS {
+        return false;
+    }
+    let mut seen: Vec<[u8; 4]> = Vec::with_capacity(count);
+    for i in 0..count {
+        let Some(sig) = profile.get(132 + 12 * i..136 + 12 * i) else {
+            return false;
+        };
+        let sig = [sig[0], sig[1], sig[2], sig[3]];
+        if seen.contains(&sig) {
+            return false;
+        }
+        seen.push(sig);
+    }
+    true
+}
+
 fn transform(
     profile: &[u8],
     space: DataColorSpace,
@@ -146,8 +175,9 @@ fn transform(
         max_allowed_clut_size: 2_000_000,
         max_allowed_trc_size: 40_000,
     };
-    let made = ColorProfile::new_from_slice_with_options(profile, options)
-        .ok()
+    let made = tag_table_sane(profile)
+        .then(|| ColorProfile::new_from_slice_with_options(profile, options).ok())
+        .flatten()
         .and_then(|source| {
             if source.color_space != space || (space == DataColorSpace::Rgb && is_srgb(&source)) {
                 return None;
@@ -255,6 +285,28 @@ fn eval_curve(trc: &ToneReprCurve, x: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn color_profiles_with_huge_or_repeated_tag_tables_are_ignored() {
+        let table = |sigs: &[&[u8; 4]]| {
+            let mut p = vec![0u8; 128];
+            p.extend_from_slice(&(sigs.len() as u32).to_be_bytes());
+            for sig in sigs {
+                p.extend_from_slice(*sig);
+                p.extend_from_slice(&[0; 8]);
+            }
+            p
+        };
+        assert!(tag_table_sane(&table(&[
+            b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC"
+        ])));
+        assert!(!tag_table_sane(&table(&[b"A2B0", b"rXYZ", b"A2B0"])));
+        assert!(!tag_table_sane(&table(&vec![b"A2B0"; 101])));
+        // A count larger than the table that follows.
+        let mut short = table(&[b"rXYZ"]);
+        short[131] = 5;
+        assert!(!tag_table_sane(&short));
+    }
 
     /// sRGB encoding of a linear value.
     fn srgb_encode(v: f64) -> f64 {

@@ -56,6 +56,7 @@ pub(crate) fn png_check(bytes: &[u8]) -> Result<Option<Vec<u8>>, PipelineError> 
     let bad = |why: &str| Err(PipelineError::Corrupt(format!("png: {why}")));
     let mut palette_entries: Option<usize> = None;
     let mut profile = None;
+    let mut image_data = false;
     for (kind, data) in png_chunks(bytes) {
         match kind {
             b"PLTE" => {
@@ -75,9 +76,17 @@ pub(crate) fn png_check(bytes: &[u8]) -> Result<Option<Vec<u8>>, PipelineError> 
                 profile = Some(inflate_iccp(data)?);
             }
             // Metadata that matters comes before the image data.
-            b"IDAT" => break,
+            b"IDAT" => {
+                image_data = true;
+                break;
+            }
             _ => {}
         }
+    }
+    // A walk that stopped early (too many chunks, or one running past the bytes) has not seen
+    // every chunk a decoder would read first, an `iCCP` bomb among them: refuse the file.
+    if !image_data {
+        return bad("no image data within the first 65536 chunks");
     }
     Ok(profile.flatten())
 }
@@ -133,6 +142,100 @@ pub(crate) fn webp_chunk<'a>(bytes: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u
     None
 }
 
+/// Check that every VP8/VP8L bitstream in a WebP is exactly as large as the canvas (a still
+/// with `VP8X`) or its `ANMF` frame, and every frame lies inside the canvas, before a decoder
+/// sizes buffers from the bitstream's own header (image-webp allocates for the bitstream's
+/// size first and compares with the canvas afterwards: a 16383² frame in a 1×1 canvas).
+pub(crate) fn webp_check(bytes: &[u8]) -> Result<(), PipelineError> {
+    let bad = |why: &str| Err(PipelineError::Corrupt(format!("webp: {why}")));
+    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WEBP") {
+        return Ok(());
+    }
+    let mut canvas: Option<(u32, u32)> = None;
+    for (kind, data) in riff_chunks(bytes, 12) {
+        match kind {
+            b"VP8X" => {
+                let (Some(w), Some(h)) = (u24(data, 4), u24(data, 7)) else {
+                    return bad("short VP8X chunk");
+                };
+                canvas = Some((w + 1, h + 1));
+            }
+            b"VP8 " | b"VP8L" => {
+                let Some(size) = bitstream_size(kind, data) else {
+                    return bad("unreadable bitstream header");
+                };
+                if canvas.is_some_and(|c| c != size) {
+                    return bad("bitstream size differs from the canvas");
+                }
+            }
+            b"ANMF" => {
+                let Some(c) = canvas else {
+                    return bad("ANMF without VP8X");
+                };
+                let (Some(x), Some(y), Some(w), Some(h)) =
+                    (u24(data, 0), u24(data, 3), u24(data, 6), u24(data, 9))
+                else {
+                    return bad("short ANMF chunk");
+                };
+                let (x, y, w, h) = (u64::from(x) * 2, u64::from(y) * 2, w + 1, h + 1);
+                if x + u64::from(w) > u64::from(c.0) || y + u64::from(h) > u64::from(c.1) {
+                    return bad("frame outside the canvas");
+                }
+                for (kind, frame) in riff_chunks(data.get(16..).unwrap_or(&[]), 0) {
+                    let bitstream = kind == b"VP8 " || kind == b"VP8L";
+                    if bitstream && bitstream_size(kind, frame) != Some((w, h)) {
+                        return bad("frame bitstream size differs from its frame");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// RIFF chunks `(fourcc, data)` from `at`, bounded by the bytes and by [`MAX_CHUNKS`].
+fn riff_chunks(bytes: &[u8], mut at: usize) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut seen = 0usize;
+    std::iter::from_fn(move || {
+        seen += 1;
+        if seen > MAX_CHUNKS {
+            return None;
+        }
+        let tag = bytes.get(at..at.checked_add(4)?)?;
+        let size = bytes.get(at + 4..at + 8)?;
+        let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        let start = at + 8;
+        let end = start.checked_add(size)?;
+        let data = bytes.get(start..end)?;
+        at = end.checked_add(size & 1)?;
+        Some((tag, data))
+    })
+}
+
+fn u24(data: &[u8], at: usize) -> Option<u32> {
+    let b = data.get(at..at + 3)?;
+    Some(u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16)
+}
+
+/// Width and height a VP8 (lossy key frame) or VP8L (lossless) bitstream declares.
+fn bitstream_size(kind: &[u8], data: &[u8]) -> Option<(u32, u32)> {
+    if kind == b"VP8 " {
+        if data.get(3..6)? != [0x9d, 0x01, 0x2a] {
+            return None;
+        }
+        let w = u32::from(u16::from_le_bytes([*data.get(6)?, *data.get(7)?]) & 0x3fff);
+        let h = u32::from(u16::from_le_bytes([*data.get(8)?, *data.get(9)?]) & 0x3fff);
+        Some((w, h))
+    } else {
+        if *data.first()? != 0x2f {
+            return None;
+        }
+        let bits = u32::from_le_bytes(data.get(1..5)?.try_into().ok()?);
+        Some((1 + (bits & 0x3fff), 1 + ((bits >> 14) & 0x3fff)))
+    }
+}
+
 /// A WebP's `EXIF` chunk as a TIFF block (some writers put JPEG's `Exif\0\0` in front).
 pub(crate) fn webp_exif(bytes: &[u8]) -> Option<&[u8]> {
     let data = webp_chunk(bytes, b"EXIF")?;
@@ -163,6 +266,7 @@ mod tests {
         for c in chunks {
             out.extend_from_slice(c);
         }
+        out.extend(chunk(b"IDAT", &[]));
         out.extend(chunk(b"IEND", &[]));
         out
     }
@@ -216,10 +320,86 @@ mod tests {
         png.extend_from_slice(b"iCCP");
         png.extend_from_slice(&[1, 2, 3]);
         assert_eq!(png_chunks(&png).count(), 0);
-        assert_eq!(png_check(&png), Ok(None));
+        assert!(png_check(&png).is_err(), "no image data reached");
         // A broken profile is ignored, not an error.
         let png = png_with(&[chunk(b"iCCP", b"icc\0\0not zlib")]);
         assert_eq!(png_check(&png), Ok(None));
+    }
+
+    #[test]
+    fn png_profile_behind_more_chunks_than_the_walk_reads_is_refused() {
+        // 65 536 empty chunks, then an iCCP bomb: the walk must not stop quietly and let a
+        // decoder inflate the profile.
+        let mut chunks = vec![chunk(b"tEXt", &[]); MAX_CHUNKS];
+        let mut iccp = b"icc\0\0".to_vec();
+        iccp.extend(zlib(&vec![0u8; MAX_PROFILE_BYTES + 1]));
+        chunks.push(chunk(b"iCCP", &iccp));
+        let png = png_with(&chunks);
+        assert!(png_check(&png).is_err());
+    }
+
+    fn riff(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
+        let mut body = b"WEBP".to_vec();
+        for (kind, data) in chunks {
+            body.extend_from_slice(*kind);
+            body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            body.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                body.push(0);
+            }
+        }
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend(body);
+        out
+    }
+
+    fn vp8x(w: u32, h: u32) -> Vec<u8> {
+        let mut d = vec![0u8; 4];
+        d.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+        d.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+        d
+    }
+
+    fn vp8l(w: u32, h: u32) -> Vec<u8> {
+        let bits = (w - 1) | (h - 1) << 14;
+        let mut d = vec![0x2f];
+        d.extend_from_slice(&bits.to_le_bytes());
+        d
+    }
+
+    #[test]
+    fn webp_bitstream_larger_than_its_canvas_is_refused() {
+        let ok = riff(&[(b"VP8X", vp8x(16, 8)), (b"VP8L", vp8l(16, 8))]);
+        assert_eq!(webp_check(&ok), Ok(()));
+        let bomb = riff(&[(b"VP8X", vp8x(1, 1)), (b"VP8L", vp8l(16383, 16383))]);
+        assert!(webp_check(&bomb).is_err());
+        // A simple file (no VP8X) has the bitstream's size as its canvas.
+        assert_eq!(webp_check(&riff(&[(b"VP8L", vp8l(100, 100))])), Ok(()));
+    }
+
+    #[test]
+    fn webp_animation_frames_must_fit_their_frame_and_the_canvas() {
+        let anmf = |x: u32, w: u32, h: u32, bw: u32, bh: u32| {
+            let mut d = Vec::new();
+            for v in [x, 0, w - 1, h - 1, 100] {
+                d.extend_from_slice(&v.to_le_bytes()[..3]);
+            }
+            d.push(0);
+            d.extend_from_slice(b"VP8L");
+            let bits = vp8l(bw, bh);
+            d.extend_from_slice(&(bits.len() as u32).to_le_bytes());
+            d.extend(bits);
+            d.push(0);
+            d
+        };
+        let file = |frame: Vec<u8>| riff(&[(b"VP8X", vp8x(32, 32)), (b"ANMF", frame)]);
+        assert_eq!(webp_check(&file(anmf(0, 32, 32, 32, 32))), Ok(()));
+        assert!(webp_check(&file(anmf(0, 32, 32, 4000, 4000))).is_err());
+        assert!(
+            webp_check(&file(anmf(8, 32, 32, 32, 32))).is_err(),
+            "x = 16 + 32 > 32"
+        );
     }
 
     #[test]

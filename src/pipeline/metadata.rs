@@ -13,27 +13,20 @@ const MAX_TAG_BYTES: usize = 1024;
 /// A minimal little-endian TIFF/EXIF block holding the source's `Artist` and `Copyright`, or
 /// `None` when it has neither (or no readable EXIF).
 pub(crate) fn copyright_exif(bytes: &[u8], format: Format) -> Option<Vec<u8>> {
-    let reader = exif::Reader::new();
-    let exif = match format {
-        Format::Jpeg | Format::Png | Format::Webp => {
-            reader.read_raw(exif_block(bytes)?.to_vec()).ok()?
-        }
+    let block = match format {
+        Format::Jpeg | Format::Png | Format::Webp => exif_block(bytes)?,
         Format::Gif | Format::Avif => return None,
     };
-    let text = |tag: exif::Tag| -> Option<Vec<u8>> {
-        let field = exif.get_field(tag, exif::In::PRIMARY)?;
-        let exif::Value::Ascii(parts) = &field.value else {
-            return None;
-        };
-        // Copyright may hold "photographer\0editor"; keep the parts, NUL-separated.
-        let mut v: Vec<u8> = parts.join(&0u8);
-        v.truncate(MAX_TAG_BYTES);
-        (!v.iter().all(|b| *b == 0 || *b == b' ')).then_some(v)
+    // Copyright may hold "photographer\0editor"; the parts stay NUL-separated.
+    let text = |tag: u16| -> Option<Vec<u8>> {
+        let v = super::tiff::ascii(block, tag)?;
+        let v = &v[..v.len().min(MAX_TAG_BYTES)];
+        (!v.iter().all(|b| *b == 0 || *b == b' ')).then(|| v.to_vec())
     };
-    // IFD entries must be sorted by tag number.
-    let tags: Vec<(u16, Vec<u8>)> = [(0x013B, exif::Tag::Artist), (0x8298, exif::Tag::Copyright)]
+    // IFD entries must be sorted by tag number: Artist, then Copyright.
+    let tags: Vec<(u16, Vec<u8>)> = [0x013B, 0x8298]
         .into_iter()
-        .filter_map(|(id, tag)| text(tag).map(|v| (id, v)))
+        .filter_map(|id| text(id).map(|v| (id, v)))
         .collect();
     (!tags.is_empty()).then(|| tiff(&tags))
 }

@@ -76,6 +76,9 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
                 check_pixels(w, h, limits)?;
                 super::container::png_check(bytes)?;
             }
+            if format == Format::Webp {
+                super::container::webp_check(bytes)?;
+            }
             let mut reader = image::ImageReader::with_format(
                 Cursor::new(bytes),
                 super::decode::image_format(format),
@@ -168,12 +171,8 @@ fn dim(v: usize) -> Result<u32, PipelineError> {
 /// The EXIF orientation tag, or 1 when there is none or it cannot be read. A broken EXIF block
 /// never fails the request: browsers also ignore it.
 pub(crate) fn exif_orientation(bytes: &[u8]) -> u8 {
-    let Some(Ok(exif)) = exif_block(bytes).map(|raw| exif::Reader::new().read_raw(raw.to_vec()))
-    else {
-        return 1;
-    };
-    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
-        .and_then(|f| f.value.get_uint(0))
+    exif_block(bytes)
+        .and_then(super::tiff::orientation)
         .and_then(|v| u8::try_from(v).ok())
         .filter(|v| (1..=8).contains(v))
         .unwrap_or(1)
