@@ -65,6 +65,11 @@ pub fn restore_collapsed(message: &str) -> Option<String> {
         let segment = head.rfind('/').map_or(head, |j| &head[j + 1..]);
         let is_scheme =
             segment.eq_ignore_ascii_case("http") || segment.eq_ignore_ascii_case("https");
+        // The source starts at the second segment, after the options: `/w_300/https:/…`.
+        // A scheme further on belongs to a relative path, whose slashes are its own.
+        if is_scheme && head.matches('/').count() != 2 {
+            return None;
+        }
         if is_scheme {
             if message[i + 2..].starts_with('/') {
                 // The source's scheme is intact: nothing was collapsed.
@@ -169,6 +174,7 @@ mod tests {
         );
         assert_eq!(restore_collapsed("/w_1/https://a.com/r/http:/b"), None);
         assert_eq!(restore_collapsed("/w_1/x.jpg?u=/https:/b"), None);
+        assert_eq!(restore_collapsed("/w_1/dir/https:/x"), None);
         let k = keys(&["secret-key"]);
         let signed = "/w_1/https://a.com/r?u=/https://b.com/x";
         let sig = sign_path("secret-key", signed);

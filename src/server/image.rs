@@ -371,6 +371,9 @@ pub struct Original {
     bytes: Bytes,
     storable: bool,
     fetch: Duration,
+    /// When the bytes were fetched (Unix seconds): a rendition made from them is as old as
+    /// they are, so it expires with them (`cache.ttl_s`) and its `Age` counts from then.
+    created: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -544,7 +547,9 @@ impl Job {
         metrics.stage(Stage::Resize, timings.resize);
         metrics.stage(Stage::Encode, timings.encode);
         let body = Bytes::from(body);
-        let entry = Arc::new(Entry::new(body, content_type, etag.to_str().unwrap_or("")));
+        let mut entry = Entry::new(body, content_type, etag.to_str().unwrap_or(""));
+        entry.created = original.created.min(entry.created);
+        let entry = Arc::new(entry);
         if original.storable {
             self.state
                 .cache
@@ -571,6 +576,7 @@ impl Job {
                     bytes: entry.body.clone(),
                     storable: true,
                     fetch: Duration::ZERO,
+                    created: entry.created,
                 });
             }
         }
@@ -599,6 +605,7 @@ impl Job {
                 bytes: fetched.bytes,
                 storable: fetched.storable,
                 fetch: started.elapsed(),
+                created: crate::cache::now_secs(),
             })
         };
         let flight = key::in_generation(&self.source_key, generation);

@@ -101,12 +101,18 @@ pub fn sign(state: &AppState, query: Option<&str>) -> Result<Response<Body>, App
     Ok(reply::text(StatusCode::OK, &signed, false))
 }
 
-/// Image files at the top of the source folder, sorted, at most [`MAX_SAMPLES`].
+/// Directory entries the sample list looks at.
+const MAX_SCANNED: usize = 10_000;
+
+/// Image files at the top of the source folder, sorted, at most [`MAX_SAMPLES`] of the first
+/// [`MAX_SCANNED`] entries.
 async fn samples(dir: std::path::PathBuf) -> Vec<String> {
     tokio::task::spawn_blocking(move || {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
+            // A folder of a million files costs one bounded scan per page load, not a million.
+            .take(MAX_SCANNED)
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| e.file_name().into_string().ok())
