@@ -1,8 +1,9 @@
 //! The bounded worker pool for CPU-heavy image work, with memory-aware admission.
 //!
 //! A job passes three gates. First [`Pool::admit`]: at most `workers + fetch_ahead` jobs are
-//! *admitted* at once, and only an admitted job fetches its original, so the originals held in
-//! memory are bounded by that count, not by the load; at most `queue` more wait to be admitted
+//! *admitted* at once (the original is fetched before admission, under the fetcher's own caps
+//! `source.max_concurrent_fetches` and `max_per_host`, so a slow origin never holds a place
+//! here); at most `queue` more wait to be admitted
 //! (first come, first served, holding nothing but the request), and a job that finds the queue
 //! full is refused at once with [`PoolError::Overloaded`] (the server answers 503), so load
 //! beyond capacity costs nothing. Then [`Admission::run`] waits for memory: each job says how
@@ -11,8 +12,9 @@
 //! once ([`PoolError::TooLarge`], 413: it would otherwise have to run alone, with every other
 //! job queued behind it), and a small job does not overtake a big one waiting for memory, so
 //! big jobs are never starved. Last it waits for one of `workers` blocking threads (never the
-//! async reactor). A job keeps what it holds until it finishes, even if the request that asked
-//! for it has gone.
+//! async reactor). A job whose every waiter has gone is cancelled by its flight before it
+//! starts; once running, it keeps what it holds until it finishes or passes
+//! `limits.job_timeout_ms` (checked between stages).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
