@@ -4,6 +4,7 @@
 mod abuse;
 mod binary;
 mod cache;
+mod disk;
 mod errors;
 mod headers;
 mod hostile_load;
