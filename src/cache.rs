@@ -8,13 +8,18 @@
 //! milliseconds, next to a render of tens, and the page cache gives their memory back under
 //! pressure, where the memory tier would hold it in the process and push out hundreds of
 //! renditions each. Without a disk tier they share the memory tier with the renditions.
-//! A disk failure is logged and treated as a miss; it never fails a request. This module knows
-//! nothing of HTTP.
+//! A disk failure is logged (at most once a minute per kind) and treated as a miss; it never
+//! fails a request or `/ready`. While the disk tier cannot take writes (a full or read-only
+//! volume, or free space below its watermark) it is reported as degraded in [`DiskHealth`],
+//! originals it refused are kept in memory instead, and the state clears by itself with the
+//! next write that succeeds. This module knows nothing of HTTP.
 
 mod disk;
 mod entry;
 mod flight;
+mod health;
 pub mod key;
+mod room;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,10 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use self::disk::Sweep;
-use self::disk::{Disk, Read};
+use self::disk::{Disk, Read, Write};
 pub use self::entry::{now_secs, Entry};
 pub use self::flight::{Flights, Role};
+pub use self::health::DiskHealth;
+use self::health::Health;
 pub use self::key::Key;
+use self::room::{out_of_space, MinFree};
 
 /// Where a hit came from (for `X-Cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +60,12 @@ pub struct Settings {
     pub disk_bytes: u64,
     pub keep_sources: bool,
     pub ttl: Duration,
-    /// How often the disk sweeper runs even when no write pushed the tier over its cap.
+    /// Free space the disk tier leaves on its filesystem: the smaller of these bytes and this
+    /// percentage of the filesystem (0 in either: not watched).
+    pub min_free_bytes: u64,
+    pub min_free_percent: u64,
+    /// How often the disk tier is checked (cap, free space, a degraded state clearing); it is
+    /// walked only when that finds work, or hourly.
     pub sweep_interval: Duration,
 }
 
@@ -65,6 +78,7 @@ struct Stored {
 pub struct Cache {
     memory: moka::future::Cache<Key, Stored>,
     disk: Option<Arc<Disk>>,
+    health: Arc<Health>,
     settings: Settings,
     /// Purges per source key (absent = 0). Work that started under one generation stores
     /// nothing once the source has been purged since, so a purge is never undone by a render,
@@ -83,17 +97,23 @@ impl Cache {
             .time_to_live(settings.ttl)
             .support_invalidation_closures()
             .build();
+        let min_free = MinFree {
+            bytes: settings.min_free_bytes,
+            percent: settings.min_free_percent,
+        };
         let disk = settings
             .dir
             .clone()
-            .map(|dir| Arc::new(Disk::new(dir, settings.disk_bytes, settings.ttl)));
+            .map(|dir| Arc::new(Disk::new(dir, settings.disk_bytes, settings.ttl, min_free)));
+        let health = Arc::new(Health::default());
         if let Some(disk) = &disk {
             let disk = Arc::downgrade(disk);
+            let health = health.clone();
             let every = settings.sweep_interval;
             tokio::spawn(async move {
                 // Ends when the cache (the last strong reference) is dropped.
                 while let Some(d) = disk.upgrade() {
-                    sweep(d).await;
+                    check(d, health.clone()).await;
                     tokio::time::sleep(every).await;
                 }
             });
@@ -101,6 +121,7 @@ impl Cache {
         Cache {
             memory,
             disk,
+            health,
             settings,
             generations: Mutex::new(HashMap::new()),
         }
@@ -113,15 +134,10 @@ impl Cache {
         g.get(source).copied().unwrap_or(0)
     }
 
-    /// False when the disk tier is configured but its directory cannot be written (a full
-    /// or read-only volume). Runs a few blocking syscalls on a blocking thread.
-    pub async fn disk_usable(&self) -> bool {
-        let Some(disk) = self.disk.clone() else {
-            return true;
-        };
-        tokio::task::spawn_blocking(move || disk.writable())
-            .await
-            .unwrap_or(false)
+    /// How the disk tier is doing, for `/metrics` (all zero without a disk tier).
+    pub fn disk_health(&self) -> DiskHealth {
+        let free = self.disk.as_ref().map_or(0, |d| d.free_bytes());
+        self.health.snapshot(free)
     }
 
     /// Bytes and entries in memory and on disk, for `/metrics` (the memory tier's counts are
@@ -149,10 +165,17 @@ impl Cache {
         self.lookup(source, key, true).await
     }
 
-    /// Look the original of `source` up: on disk, or in memory when there is no disk tier.
+    /// Look the original of `source` up: in memory (where it is without a disk tier, or when
+    /// the disk tier refused it), then on disk without copying it to memory.
     pub async fn get_original(&self, source: &Key) -> Option<(Arc<Entry>, Tier)> {
+        let key = key::original(source);
+        if self.disk.is_some() {
+            if let Some(hit) = self.memory_hit(&key).await {
+                return Some(hit);
+            }
+        }
         let memory = self.disk.is_none();
-        self.lookup(source, &key::original(source), memory).await
+        self.lookup(source, &key, memory).await
     }
 
     /// Store a rendition in memory and on disk; the disk write has finished when this returns.
@@ -161,7 +184,8 @@ impl Cache {
         self.store(source, key, entry, true, generation).await
     }
 
-    /// Store the original of `source`: on disk, or in memory when there is no disk tier.
+    /// Store the original of `source`: on disk, or in memory when there is no disk tier or the
+    /// disk tier cannot take it now.
     pub async fn put_original(&self, source: &Key, entry: Arc<Entry>, generation: u64) {
         let memory = self.disk.is_none();
         self.store(source, &key::original(source), entry, memory, generation)
@@ -172,13 +196,19 @@ impl Cache {
         if !memory {
             return self.read_disk(source, key, false).await;
         }
-        if let Some(stored) = self.memory.get(key).await {
-            if !stored.entry.expired(self.settings.ttl) {
-                return Some((stored.entry, Tier::Memory));
-            }
-            self.memory.invalidate(key).await;
+        if let Some(hit) = self.memory_hit(key).await {
+            return Some(hit);
         }
         self.read_disk(source, key, true).await
+    }
+
+    async fn memory_hit(&self, key: &Key) -> Option<(Arc<Entry>, Tier)> {
+        let stored = self.memory.get(key).await?;
+        if !stored.entry.expired(self.settings.ttl) {
+            return Some((stored.entry, Tier::Memory));
+        }
+        self.memory.invalidate(key).await;
+        None
     }
 
     /// Read `key` from the disk tier, copying a hit into memory when `promote`.
@@ -214,13 +244,17 @@ impl Cache {
                 }
                 Some((entry, Tier::Disk))
             }
-            Ok(Ok(Read::Dropped)) => {
-                tracing::warn!(key = %key, "dropped a corrupt or expired disk cache entry");
+            Ok(Ok(Read::Expired)) => {
+                tracing::debug!(key = %key, "dropped an expired disk cache entry");
+                None
+            }
+            Ok(Ok(Read::Corrupt)) => {
+                tracing::warn!(key = %key, "dropped a corrupt disk cache entry");
                 None
             }
             Ok(Ok(Read::Miss)) => None,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "disk cache read failed");
+                self.health.read_failed(&e);
                 None
             }
             Err(_) => None,
@@ -252,16 +286,19 @@ impl Cache {
         let Some(disk) = self.disk.clone() else {
             return;
         };
-        let (s, k) = (*source, *key);
-        let d = disk.clone();
-        let written = tokio::task::spawn_blocking(move || d.write(&s, &k, &entry)).await;
-        match written {
-            Ok(Ok(true)) => {
-                tokio::spawn(sweep(disk.clone()));
-            }
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "disk cache write failed"),
-            Err(_) => {}
+        let stored = self.write_disk(&disk, source, key, entry.clone()).await;
+        if !stored && !memory {
+            // The disk tier refused an original: keep it in memory, as without a disk tier,
+            // so other sizes of it do not each fetch the origin again.
+            self.memory
+                .insert(
+                    *key,
+                    Stored {
+                        source: *source,
+                        entry,
+                    },
+                )
+                .await;
         }
         // A purge ran while this was being written: take it out again (the whole source, as
         // the purge did; a later request makes what it needs anew).
@@ -269,6 +306,42 @@ impl Cache {
             self.memory.invalidate(key).await;
             let s = *source;
             let _ = tokio::task::spawn_blocking(move || disk.purge(&s)).await;
+        }
+    }
+
+    /// Write to the disk tier, recording how it went; true when the entry is on disk.
+    async fn write_disk(
+        &self,
+        disk: &Arc<Disk>,
+        source: &Key,
+        key: &Key,
+        entry: Arc<Entry>,
+    ) -> bool {
+        let (s, k, d) = (*source, *key, disk.clone());
+        let written = tokio::task::spawn_blocking(move || d.write(&s, &k, &entry)).await;
+        match written {
+            Ok(Ok(Write::Stored { over_cap })) => {
+                self.health.write_ok();
+                if over_cap {
+                    tokio::spawn(sweep(disk.clone()));
+                }
+                true
+            }
+            Ok(Ok(Write::Skipped { free })) => {
+                self.health.write_skipped(free);
+                if disk.relief_due() {
+                    tokio::spawn(sweep(disk.clone()));
+                }
+                false
+            }
+            Ok(Err(e)) => {
+                self.health.write_failed(&e);
+                if out_of_space(&e) && disk.relief_due() {
+                    tokio::spawn(sweep(disk.clone()));
+                }
+                false
+            }
+            Err(_) => false,
         }
     }
 
@@ -321,6 +394,22 @@ impl Cache {
     }
 }
 
+/// The periodic check: clear a degraded state the requests have not cleared (nothing was
+/// written since the disk came back), and sweep when [`Disk::sweep_due`] finds work.
+async fn check(disk: Arc<Disk>, health: Arc<Health>) {
+    let d = disk.clone();
+    let due = tokio::task::spawn_blocking(move || {
+        if health.degraded() && d.writable() {
+            health.write_ok();
+        }
+        d.sweep_due()
+    })
+    .await;
+    if due.unwrap_or(false) {
+        sweep(disk).await;
+    }
+}
+
 /// One background sweep, unless one is already running.
 async fn sweep(disk: Arc<Disk>) {
     if !disk.start_sweep() {
@@ -353,6 +442,8 @@ mod tests {
             disk_bytes: 1 << 20,
             keep_sources: true,
             ttl: Duration::from_secs(60),
+            min_free_bytes: 0,
+            min_free_percent: 0,
             sweep_interval: Duration::from_secs(60),
         }
     }

@@ -296,6 +296,12 @@ pub struct CacheConfig {
     pub dir: String,
     /// Disk tier cap in MiB; 0 turns the disk tier off.
     pub disk_mb: u64,
+    /// Free space the disk tier leaves on its filesystem: the smaller of this many MiB and
+    /// `disk_min_free_percent` of the filesystem (0 in either: not watched). Below it writes
+    /// are skipped and least-recently-used entries evicted until a quarter more is free.
+    pub disk_min_free_mb: u64,
+    /// See `disk_min_free_mb`; at most 50.
+    pub disk_min_free_percent: u64,
     /// Keep fetched originals (on disk; in memory without a disk tier), so other sizes need no
     /// new origin fetch.
     pub keep_sources: bool,
@@ -313,6 +319,8 @@ impl Default for CacheConfig {
             memory_mb: 256,
             dir: "./cache".into(),
             disk_mb: 10240,
+            disk_min_free_mb: 1024,
+            disk_min_free_percent: 5,
             keep_sources: true,
             ttl_s: 30 * 24 * 3600,
             negative_ttl_s: 30,
@@ -734,6 +742,12 @@ impl TryFrom<Config> for Settings {
                 return Err(invalid(key, format!("must be at most {max}")));
             }
         }
+        if c.cache.disk_min_free_percent > 50 {
+            return Err(invalid(
+                "cache.disk_min_free_percent",
+                "must be at most 50".into(),
+            ));
+        }
         if c.cache.disk_mb > 0 && c.cache.dir.is_empty() {
             return Err(invalid(
                 "cache.dir",
@@ -849,6 +863,8 @@ impl TryFrom<Config> for Settings {
                 disk_bytes: c.cache.disk_mb.saturating_mul(MIB),
                 keep_sources: c.cache.keep_sources,
                 ttl: Duration::from_secs(c.cache.ttl_s),
+                min_free_bytes: c.cache.disk_min_free_mb.saturating_mul(MIB),
+                min_free_percent: c.cache.disk_min_free_percent,
                 sweep_interval: Duration::from_secs(60),
             },
             admin_token: (!c.admin.token.is_empty()).then_some(c.admin.token),

@@ -4,9 +4,11 @@
 //! Counted as things happen: requests by route and status, request latency by route, stage
 //! latency (fetch, decode, resize, encode), cache lookups by tier and result, coalesced waits,
 //! origin errors by class. Read when scraped: cache bytes and entries per tier, jobs queued,
-//! workers busy, process resident memory.
+//! workers busy, process resident memory, and the disk tier's health (degraded, failed and
+//! skipped writes, free space).
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -16,6 +18,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::cache::DiskHealth;
 
 /// Which handler answered.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -149,6 +153,7 @@ pub struct Levels {
     pub disk_entries: u64,
     pub queued: usize,
     pub workers_busy: usize,
+    pub disk: DiskHealth,
 }
 
 pub struct Metrics {
@@ -164,6 +169,10 @@ pub struct Metrics {
     queued: Gauge,
     workers_busy: Gauge,
     resident: Gauge,
+    disk_degraded: Gauge,
+    disk_write_failures: Counter,
+    disk_writes_skipped: Counter,
+    disk_free: Gauge,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -238,6 +247,31 @@ impl Default for Metrics {
             "Resident set size of the process",
             resident.clone(),
         );
+        let disk_degraded = Gauge::default();
+        registry.register(
+            "disk_degraded",
+            "1 while the disk cache tier cannot take writes (full, read-only, or free space \
+             below cache.disk_min_free); requests are then served from memory",
+            disk_degraded.clone(),
+        );
+        let disk_write_failures = Counter::default();
+        registry.register(
+            "disk_write_failures",
+            "Disk cache writes that failed",
+            disk_write_failures.clone(),
+        );
+        let disk_writes_skipped = Counter::default();
+        registry.register(
+            "disk_writes_skipped",
+            "Disk cache writes skipped because free space was below the low watermark",
+            disk_writes_skipped.clone(),
+        );
+        let disk_free = Gauge::default();
+        registry.register(
+            "disk_free_bytes",
+            "Free bytes on the disk cache's filesystem at the last check (0: unknown)",
+            disk_free.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -251,6 +285,10 @@ impl Default for Metrics {
             queued,
             workers_busy,
             resident,
+            disk_degraded,
+            disk_write_failures,
+            disk_writes_skipped,
+            disk_free,
         }
     }
 }
@@ -319,6 +357,16 @@ impl Metrics {
         self.workers_busy
             .set(gauge_value(levels.workers_busy as u64));
         self.resident.set(gauge_value(resident_bytes()));
+        let disk = levels.disk;
+        self.disk_degraded.set(i64::from(disk.degraded));
+        // The cache keeps these counts; the counters only mirror them.
+        self.disk_write_failures
+            .inner()
+            .store(disk.write_failures, Ordering::Relaxed);
+        self.disk_writes_skipped
+            .inner()
+            .store(disk.writes_skipped, Ordering::Relaxed);
+        self.disk_free.set(gauge_value(disk.free_bytes));
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -360,6 +408,12 @@ mod tests {
             disk_entries: 2,
             queued: 3,
             workers_busy: 1,
+            disk: DiskHealth {
+                degraded: true,
+                write_failures: 4,
+                writes_skipped: 5,
+                free_bytes: 6,
+            },
         });
         for needle in [
             "imgcdn_http_requests_total{route=\"img\",status=\"200\"} 1",
@@ -372,6 +426,10 @@ mod tests {
             "imgcdn_cache_entries{tier=\"memory\"} 1",
             "imgcdn_queue_depth 3",
             "imgcdn_workers_busy 1",
+            "imgcdn_disk_degraded 1",
+            "imgcdn_disk_write_failures_total 4",
+            "imgcdn_disk_writes_skipped_total 5",
+            "imgcdn_disk_free_bytes 6",
             "imgcdn_process_resident_memory_bytes ",
             "# EOF",
         ] {

@@ -462,18 +462,13 @@ pub async fn answer_local(state: &Arc<AppState>, path: &str, accept: &str) -> (u
     }
 }
 
-/// `/ready`: 200 `ready` while the server takes traffic; 503 while draining for shutdown or
-/// while the disk cache directory cannot be written.
+/// `/ready`: 200 `ready` while the server takes traffic; 503 while draining for shutdown. The
+/// disk cache does not count: a full or read-only cache volume is the same on every replica,
+/// so failing readiness for it would take the whole fleet out, while requests are served from
+/// memory meanwhile. It shows as `imgcdn_disk_degraded` in `/metrics` instead.
 async fn ready(state: &AppState) -> Response<Body> {
     if state.draining.load(Ordering::Relaxed) {
         return reply::text(StatusCode::SERVICE_UNAVAILABLE, "draining", false);
-    }
-    if !state.cache.disk_usable().await {
-        return reply::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "disk cache not writable",
-            false,
-        );
     }
     reply::text(StatusCode::OK, "ready", false)
 }
@@ -488,6 +483,7 @@ async fn metrics(state: &AppState) -> Response<Body> {
         disk_entries,
         queued: state.pool.waiting(),
         workers_busy: state.pool.busy(),
+        disk: state.cache.disk_health(),
     });
     let mut response = reply::text(StatusCode::OK, "", false);
     let length = text.len();

@@ -1,5 +1,6 @@
 //! The cache, end to end, with a counting origin: hits, coalescing, the source cache, restart
-//! from disk, corrupt entries, the disk cap, purge, and origins that forbid storing.
+//! from disk, corrupt entries, the disk cap, purge (also while a render is in flight), and
+//! origins that forbid storing.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -257,6 +258,56 @@ async fn cache_purge_removes_every_variant_and_the_original() {
         assert_eq!(r.header("x-cache"), "MISS", "{w}");
     }
     assert_eq!(origin.hits(), 2, "the original was purged too");
+}
+
+#[tokio::test]
+async fn cache_purge_during_a_render_keeps_its_result_out_of_the_cache() {
+    let body = fixture("photo-2560x1600.jpg");
+    let origin = Origin::start(vec![(
+        "/slow.jpg",
+        Reply::SlowBody(Duration::from_millis(800), body),
+    )])
+    .await;
+    let p = Arc::new(proxy(|c| c.admin.token = "s3cret".into()).await);
+    let path = img("w_100", &origin, "/slow.jpg");
+    let in_flight = {
+        let (p, path) = (p.clone(), path.clone());
+        tokio::spawn(async move { p.get(&path).await })
+    };
+    // The origin has been asked: the job is under way when the purge runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while origin.hits() == 0 {
+        assert!(Instant::now() < deadline, "the origin was never asked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let purged = p
+        .client()
+        .post(p.url("/admin/purge"))
+        .header("authorization", "Bearer s3cret")
+        .body(format!(r#"{{"source": "{}"}}"#, origin.url("/slow.jpg")))
+        .send()
+        .await
+        .expect("purge");
+    assert_eq!(purged.status(), 200);
+    let first = in_flight.await.expect("task");
+    first.assert_ok();
+    assert_eq!(first.header("x-cache"), "MISS");
+    assert_eq!(origin.hits(), 1);
+    // What was fetched and rendered before the purge was not stored.
+    let next = p.get(&path).await;
+    next.assert_ok();
+    assert_eq!(
+        next.header("x-cache"),
+        "MISS",
+        "the purged render was stored"
+    );
+    assert_eq!(
+        origin.hits(),
+        2,
+        "the original fetched before the purge was stored"
+    );
+    // What was made after it is.
+    assert_eq!(p.get(&path).await.header("x-cache"), "HIT memory");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod abuse;
 mod binary;
 mod cache;
 mod connections;
+mod disk;
 mod errors;
 mod headers;
 mod hostile_load;

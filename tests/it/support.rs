@@ -272,6 +272,16 @@ impl Proxy {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The value of the sample `name` (the whole name before the value, labels included) in
+    /// `/metrics`; panics when it is not there.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").await.text();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+
     pub async fn get(&self, path: &str) -> Reply2 {
         self.request(reqwest::Method::GET, path, &[]).await
     }
