@@ -463,7 +463,10 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
     // per-tile state: about 24 B/px of the canvas, twice that with an alpha plane (counted).
     let avif = match req.transform.format {
         Some(FormatChoice::Fixed(Format::Avif)) => true,
-        Some(FormatChoice::Auto) => req.accept.avif,
+        // `f_auto` picks AVIF only up to `output.avif_max_pixels` (see `encode`).
+        Some(FormatChoice::Auto) => {
+            req.accept.avif && u64::from(cw) * u64::from(ch) <= req.codecs.avif.max_pixels
+        }
         _ => false,
     };
     let out = if avif {

@@ -1221,6 +1221,32 @@ fn peak_memory_follows_the_decode_path() {
     assert_eq!(peak_memory(b"not an image", &req(&thumb, true), &LIMITS), 0);
 }
 
+#[test]
+fn peak_memory_counts_the_avif_encoder_only_where_avif_is_made() {
+    let base = fixture!("photo-2560x1600.jpg");
+    let est = |t: &Transform, avif: bool| {
+        let req = Request {
+            transform: t,
+            accept: Accept { avif, webp: true },
+            default_quality: 80,
+            codecs: Codecs::default(),
+        };
+        peak_memory(&base, &req, &LIMITS)
+    };
+    let auto = |w| Transform {
+        format: Some(FormatChoice::Auto),
+        ..tf(Some(w), None)
+    };
+    // f_auto picks AVIF only up to avif max_pixels (1 MP): a big f_auto costs no AVIF encoder,
+    // so an AVIF-capable browser is not refused a large image.
+    assert_eq!(est(&auto(2560), true), est(&auto(2560), false));
+    // Under the cap, and for an explicit f_avif, the encoder's 48 B/px are counted.
+    let small = (800 * 500) as u64;
+    assert!(est(&auto(800), true) >= est(&auto(800), false) + small * 48);
+    let explicit = with_format(tf(Some(800), None), Format::Avif);
+    assert!(est(&explicit, false) >= est(&auto(800), false) + small * 48);
+}
+
 /// 64x32 PNG, four 16-px columns: red, green, blue, white (left to right).
 fn columns_png() -> Vec<u8> {
     const COLOURS: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]];
