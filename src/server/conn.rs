@@ -121,6 +121,15 @@ impl Activity {
         self.write_blocked_since.store(UNSET, Ordering::Relaxed);
     }
 
+    /// Bytes went out: the connection is in use (a large answer to a slow reader is still
+    /// being sent after its request's guard was dropped), so it is not idle.
+    fn wrote(&self) {
+        self.write_flowing();
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            self.idle_since.store(self.now(), Ordering::Relaxed);
+        }
+    }
+
     /// What must happen at `now` (ms since accepted): `Err(verdict)` to end the connection,
     /// or `Ok(wait)`: nothing can be due before `now + wait`.
     fn check(&self, now: u64, t: &Timeouts) -> Result<u64, Verdict> {
@@ -136,7 +145,9 @@ impl Activity {
             }
             wait = wait.min(due - now);
         }
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
+        // A request in flight, or an answer waiting for the client to read (the stall limit
+        // above governs that): neither head nor idle limits apply.
+        if self.in_flight.load(Ordering::Relaxed) > 0 || blocked != UNSET {
             return Ok(wait);
         }
         let head = if self.started.load(Ordering::Relaxed) == 0 {
@@ -224,7 +235,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.note_write(polled.is_pending());
+        this.note_write(&polled);
         polled
     }
 
@@ -235,7 +246,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.note_write(polled.is_pending());
+        this.note_write(&polled);
         polled
     }
 
@@ -246,7 +257,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_flush(cx);
-        this.note_write(polled.is_pending());
+        if polled.is_pending() {
+            this.activity.write_pending();
+        } else {
+            this.activity.write_flowing();
+        }
         polled
     }
 
@@ -257,11 +272,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 impl<S> Watched<S> {
-    fn note_write(&self, pending: bool) {
-        if pending {
-            self.activity.write_pending();
-        } else {
-            self.activity.write_flowing();
+    fn note_write(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Pending => self.activity.write_pending(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.wrote(),
+            Poll::Ready(_) => self.activity.write_flowing(),
         }
     }
 }
@@ -329,6 +344,21 @@ mod tests {
         assert_eq!(a.check(700, &T), Err(Verdict::WriteStall));
         a.write_flowing();
         assert!(a.check(700, &T).is_ok());
+    }
+
+    #[test]
+    fn conn_answer_still_being_sent_is_not_idle() {
+        let a = Activity::new();
+        drop(a.request());
+        // The guard is gone but the body is still going out, slowly: each write is use.
+        a.idle_since.store(0, Ordering::Relaxed);
+        a.wrote();
+        let sent = a.idle_since.load(Ordering::Relaxed);
+        assert_eq!(a.check(sent + 999, &T), Ok(1));
+        // A write waiting on the client suspends the idle limit; the stall limit applies.
+        a.write_blocked_since.store(sent + 10, Ordering::Relaxed);
+        assert!(a.check(sent + 400, &T).is_ok());
+        assert_eq!(a.check(sent + 510, &T), Err(Verdict::WriteStall));
     }
 
     #[test]

@@ -194,3 +194,42 @@ async fn conn_client_that_stops_reading_is_dropped_after_the_write_timeout() {
     // The server is fine.
     assert_eq!(p.raw_get("/health").await.0, 200);
 }
+
+#[tokio::test]
+async fn conn_slow_reader_gets_the_whole_answer_past_the_idle_timeout() {
+    let p = proxy(|c| {
+        c.server.idle_timeout_ms = 300;
+        c.server.write_timeout_ms = 5_000;
+    })
+    .await;
+    const PATH: &str = "/img/w_1600,f_png/photo-2560x1600.jpg";
+    let full = p.get(PATH).await;
+    full.assert_ok();
+    let length = full.body.len();
+    // A reader that takes 32 KiB every 20 ms through a small window: the answer takes well
+    // over the idle timeout to go out, and every write is progress.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("rcvbuf");
+    let mut s = socket.connect(p.addr).await.expect("connect");
+    let request = format!("GET {PATH} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_millis(300),
+        "the answer went out too fast to test anything"
+    );
+    let head = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    assert_eq!(got.len() - head - 4, length, "the answer was cut off");
+}
