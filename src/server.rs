@@ -198,7 +198,6 @@ pub async fn run(
             })
         };
         let (builder, tls, stopping) = (builder.clone(), tls.clone(), stopping.clone());
-        let header_timeout = s.header_timeout;
         tokio::spawn(async move {
             let watchdog = conn::watchdog(activity.clone(), timeouts);
             match tls {
@@ -218,7 +217,6 @@ pub async fn run(
                             }
                         },
                         _ = &mut watchdog => return,
-                        () = tokio::time::sleep(header_timeout) => return,
                     };
                     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                         activity.set_h2();

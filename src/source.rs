@@ -9,7 +9,7 @@
 //! classifier, pure), `resolve` (the filtering DNS resolver), `fetch` (the client and remote
 //! reads), `local` (folder reads).
 //!
-//! **Invariant:** the origin client connects only to addresses `ip::is_allowed` admits: names
+//! **Invariant:** the origin client connects only to addresses `policy::address_allowed` admits: names
 //! through the filtering resolver, IP literals through `policy::check_url`, on the first URL and
 //! on every redirect hop; system proxies are off, so nothing resolves elsewhere.
 

@@ -58,19 +58,20 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Whether the origin client may connect to the address: it is public, or it (or the IPv4
-/// address embedded in it) lies in one of the explicitly allowed networks.
-pub fn is_allowed(ip: IpAddr, allow_networks: &[IpNet]) -> bool {
-    if is_public(ip) {
-        return true;
-    }
+/// Whether the address, or the IPv4 address embedded in it, lies in `net`.
+pub fn in_network(ip: IpAddr, net: &IpNet) -> bool {
     let inner = match ip {
         IpAddr::V4(_) => None,
         IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4),
     };
-    allow_networks
-        .iter()
-        .any(|net| net.contains(&ip) || inner.is_some_and(|v4| net.contains(&v4)))
+    net.contains(&ip) || inner.is_some_and(|v4| net.contains(&v4))
+}
+
+/// Public, or in one of `allow_networks` (unscoped): the classification the scoped
+/// `policy::address_allowed` builds on.
+#[cfg(test)]
+fn is_allowed(ip: IpAddr, allow_networks: &[IpNet]) -> bool {
+    is_public(ip) || allow_networks.iter().any(|net| in_network(ip, net))
 }
 
 /// The IPv4 address an IPv6 address carries, for the forms that route to it: IPv4-mapped

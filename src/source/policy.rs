@@ -131,11 +131,7 @@ impl AllowedNetwork {
     /// port-scoped entry without a host is for IP-literal URLs only. The peer check after
     /// connecting sees both and applies the whole scope again.
     fn admits(&self, ip: IpAddr, host: Option<&Host<&str>>, port: Option<u16>) -> bool {
-        let inner = match ip {
-            IpAddr::V4(_) => None,
-            IpAddr::V6(v6) => ip::embedded_ipv4(v6).map(IpAddr::V4),
-        };
-        let in_net = self.net.contains(&ip) || inner.is_some_and(|v4| self.net.contains(&v4));
+        let in_net = ip::in_network(ip, &self.net);
         let host_ok = match (&self.host, host) {
             (None, _) => true,
             (Some(p), Some(h)) => p.matches(h),
@@ -217,13 +213,12 @@ pub(crate) fn check_url(url: &Url, policy: &Policy) -> Result<(), SourceError> {
     };
     // A host named by port-scoped `allow_networks` entries (and by none without a port) may
     // only be asked for on those ports: the resolver cannot see the port.
-    let scoped: Vec<Option<u16>> = policy
+    let mut scoped = policy
         .allow_networks
         .iter()
         .filter(|n| n.host.as_ref().is_some_and(|p| p.matches(&host)))
-        .map(|n| n.port)
-        .collect();
-    if !scoped.is_empty() && !scoped.iter().any(|p| p.is_none() || *p == Some(port)) {
+        .peekable();
+    if scoped.peek().is_some() && !scoped.any(|n| n.port.is_none() || n.port == Some(port)) {
         return Err(forbidden("port not allowed"));
     }
     if policy.deny_hosts.iter().any(|p| p.matches(&host)) {

@@ -33,7 +33,7 @@ pub(crate) type Lookup = Arc<
         + Sync,
 >;
 
-/// A resolver that keeps only addresses `ip::is_allowed` admits.
+/// A resolver that keeps only addresses `policy::address_allowed` admits for the name.
 #[derive(Clone)]
 pub(crate) struct PolicyResolver {
     allow_networks: Arc<[AllowedNetwork]>,

@@ -17,19 +17,22 @@ impl Drop for Child {
     }
 }
 
-#[tokio::test]
-async fn binary_serves_samples_with_default_config() {
+/// The binary serving on a free loopback port from the repository root (embedded defaults plus
+/// `env`), once `/health` has answered `OK`: the child, a client and the base URL. The cache
+/// directory lives as long as the returned `TempDir`.
+async fn start(env: &[(&str, &str)]) -> (Child, reqwest::Client, String, tempfile::TempDir) {
     let cache = tempfile::tempdir().expect("cache dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port();
-    let _child = Child(
+    let child = Child(
         Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .current_dir(ROOT)
             .env("IMGCDN_CACHE__DIR", cache.path())
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -54,6 +57,12 @@ async fn binary_serves_samples_with_default_config() {
             Err(e) => panic!("server never answered: {e}"),
         }
     }
+    (child, client, base, cache)
+}
+
+#[tokio::test]
+async fn binary_serves_samples_with_default_config() {
+    let (_child, client, base, _cache) = start(&[]).await;
     let r = client
         .get(format!("{base}/img/w_300/photo-2560x1600.jpg"))
         .send()
@@ -98,40 +107,16 @@ fn binary_bad_config_file_value_is_named() {
 
 #[tokio::test]
 async fn binary_sigterm_exits_within_the_grace_period_with_a_render_running() {
-    let cache = tempfile::tempdir().expect("cache dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
     // A render that takes far longer than the grace period: a 4 MP AVIF at rav1e's slowest
-    // speed (minutes), allowed by the AVIF pixel cap and the job timeout.
-    let mut child = Child(
-        Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(ROOT)
-            .env("IMGCDN_CACHE__DIR", cache.path())
-            .env("IMGCDN_SERVER__SHUTDOWN_GRACE_MS", "300")
-            .env("IMGCDN_OUTPUT__AVIF_SPEED", "1")
-            .env("IMGCDN_LIMITS__MAX_AVIF_PIXELS", "5000000")
-            .env("IMGCDN_LIMITS__JOB_TIMEOUT_MS", "600000")
-            .env("IMGCDN_LIMITS__MEMORY_BUDGET_MB", "4096")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn imgcdn"),
-    );
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "server never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // speed (minutes), allowed by the AVIF pixel cap, the job timeout and the memory budget.
+    let (mut child, client, base, _cache) = start(&[
+        ("IMGCDN_SERVER__SHUTDOWN_GRACE_MS", "300"),
+        ("IMGCDN_OUTPUT__AVIF_SPEED", "1"),
+        ("IMGCDN_LIMITS__MAX_AVIF_PIXELS", "5000000"),
+        ("IMGCDN_LIMITS__JOB_TIMEOUT_MS", "600000"),
+        ("IMGCDN_LIMITS__MEMORY_BUDGET_MB", "4096"),
+    ])
+    .await;
     let slow = tokio::spawn(
         client
             .get(format!("{base}/img/w_2560,f_avif/photo-2560x1600.jpg"))
