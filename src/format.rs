@@ -4,8 +4,9 @@
 
 use std::fmt;
 
-/// A raster format. Inputs are `Jpeg`, `Png`, `Webp` and `Gif`; outputs are `Jpeg`, `Png`,
-/// `Webp` and `Avif` (a GIF source is written as PNG unless another format is asked for).
+/// An image format. Every variant is an input (see `pipeline::codec` for the decoders);
+/// outputs are the [`Format::OUTPUTS`]: a source in another format is written as JPEG, or PNG
+/// when it has alpha, unless another format is asked for (a still GIF becomes PNG).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     Jpeg,
@@ -13,20 +14,65 @@ pub enum Format {
     Webp,
     Gif,
     Avif,
+    /// HEIF with HEVC images (iPhone photos).
+    Heic,
+    /// JPEG XL.
+    Jxl,
+    Svg,
+    Tiff,
+    Bmp,
+    /// Windows icon or cursor.
+    Ico,
+    Qoi,
+    /// Netpbm: PBM, PGM, PPM, PAM.
+    Pnm,
+    Tga,
 }
 
 impl Format {
+    /// Every format, inputs and outputs.
+    pub const ALL: [Format; 14] = [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Gif,
+        Format::Avif,
+        Format::Heic,
+        Format::Jxl,
+        Format::Svg,
+        Format::Tiff,
+        Format::Bmp,
+        Format::Ico,
+        Format::Qoi,
+        Format::Pnm,
+        Format::Tga,
+    ];
+
+    /// The formats imgcdn encodes.
+    pub const OUTPUTS: [Format; 5] = [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Gif,
+        Format::Avif,
+    ];
+
+    /// Whether imgcdn can encode this format.
+    pub fn is_output(self) -> bool {
+        Format::OUTPUTS.contains(&self)
+    }
+
     /// The format whose [`Format::mime`] is `mime`.
     pub fn from_mime(mime: &str) -> Option<Format> {
-        [
-            Format::Jpeg,
-            Format::Png,
-            Format::Webp,
-            Format::Gif,
-            Format::Avif,
-        ]
-        .into_iter()
-        .find(|f| f.mime() == mime)
+        Format::ALL.into_iter().find(|f| f.mime() == mime)
+    }
+
+    /// The format named `name` (as in [`Format::name`]; `jpg` for JPEG too).
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "jpg" => Some(Format::Jpeg),
+            _ => Format::ALL.into_iter().find(|f| f.name() == name),
+        }
     }
 
     /// The `Content-Type` for this format.
@@ -37,6 +83,15 @@ impl Format {
             Format::Webp => "image/webp",
             Format::Gif => "image/gif",
             Format::Avif => "image/avif",
+            Format::Heic => "image/heic",
+            Format::Jxl => "image/jxl",
+            Format::Svg => "image/svg+xml",
+            Format::Tiff => "image/tiff",
+            Format::Bmp => "image/bmp",
+            Format::Ico => "image/x-icon",
+            Format::Qoi => "image/qoi",
+            Format::Pnm => "image/x-portable-anymap",
+            Format::Tga => "image/x-tga",
         }
     }
 
@@ -48,6 +103,15 @@ impl Format {
             Format::Webp => "webp",
             Format::Gif => "gif",
             Format::Avif => "avif",
+            Format::Heic => "heic",
+            Format::Jxl => "jxl",
+            Format::Svg => "svg",
+            Format::Tiff => "tiff",
+            Format::Bmp => "bmp",
+            Format::Ico => "ico",
+            Format::Qoi => "qoi",
+            Format::Pnm => "pnm",
+            Format::Tga => "tga",
         }
     }
 }

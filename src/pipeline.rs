@@ -9,6 +9,8 @@
 //! top to bottom in the order above.
 
 mod animate;
+#[allow(dead_code)] // Wired in as the codecs move behind it.
+mod codec;
 mod color;
 mod container;
 mod decode;
@@ -430,7 +432,7 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         // The decoder's buffer, and a conversion to 8-bit RGBA beside it; a 16-bit PNG's
         // buffer is twice as wide (8 B/px RGBA16, then 4 B/px RGBA8).
         Format::Png if bytes.get(24) == Some(&16) => px(w, h).saturating_mul(12),
-        Format::Png | Format::Webp | Format::Avif => px(w, h).saturating_mul(8),
+        _ => px(w, h).saturating_mul(8),
     };
     // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
     // decode above.
@@ -608,9 +610,7 @@ fn render_inner(
                 (None, JpegDecoder::Rust) => decode::decode(bytes, &probe, 1, limits)?,
             }
         }
-        Format::Png | Format::Gif | Format::Webp | Format::Avif => {
-            decode::decode(bytes, &probe, req.transform.page.unwrap_or(1), limits)?
-        }
+        _ => decode::decode(bytes, &probe, req.transform.page.unwrap_or(1), limits)?,
     };
 
     limits.check_deadline()?;

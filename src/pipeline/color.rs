@@ -26,7 +26,7 @@ pub(crate) fn embedded_profile(bytes: &[u8], format: Format) -> Option<Vec<u8>> 
         Format::Jpeg => jpeg_profile(bytes),
         Format::Png => container::png_check(bytes).ok()?,
         Format::Webp => container::webp_profile(bytes).map(<[u8]>::to_vec),
-        Format::Gif | Format::Avif => None,
+        _ => None,
     }?;
     (!profile.is_empty() && profile.len() <= MAX_PROFILE_BYTES).then_some(profile)
 }

@@ -19,6 +19,7 @@ pub(crate) fn image_format(format: Format) -> ImageFormat {
         Format::Gif => ImageFormat::Gif,
         Format::Webp => ImageFormat::WebP,
         Format::Avif => ImageFormat::Avif,
+        _ => ImageFormat::Avif,
     }
 }
 
@@ -99,7 +100,7 @@ fn nth_frame(
             d.into_frames().nth(skip)
         }
         // `prepare` refuses a page beyond the frame count, and stills have one frame.
-        Format::Jpeg | Format::Png | Format::Avif => None,
+        _ => None,
     };
     match frame {
         Some(frame) => Ok(DynamicImage::ImageRgba8(frame?.into_buffer())),

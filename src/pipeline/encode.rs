@@ -38,7 +38,10 @@ pub(crate) fn choose(
     match choice {
         None => match source {
             Format::Gif if !animated => Format::Png,
-            f => f,
+            f if f.is_output() => f,
+            // Input-only formats (HEIC, TIFF, SVG, ...): what a browser shows everywhere.
+            _ if alpha => Format::Png,
+            _ => Format::Jpeg,
         },
         Some(FormatChoice::Fixed(f)) => f,
         Some(FormatChoice::Lqip) => Format::Webp,
@@ -199,6 +202,7 @@ pub(crate) fn encode(
                 .map(|e| e.avif_file)
                 .map_err(|e| internal("avif", &e))
         }
+        other => Err(internal(other.name(), &"not an output format")),
     }
 }
 

@@ -10,7 +10,7 @@ pub(crate) fn count(bytes: &[u8], format: Format, stop_after: u32) -> u32 {
     match format {
         Format::Gif => gif(bytes, stop_after),
         Format::Webp => webp(bytes, stop_after),
-        Format::Jpeg | Format::Png | Format::Avif => 1,
+        _ => 1,
     }
 }
 

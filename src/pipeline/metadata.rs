@@ -15,7 +15,7 @@ const MAX_TAG_BYTES: usize = 1024;
 pub(crate) fn copyright_exif(bytes: &[u8], format: Format) -> Option<Vec<u8>> {
     let block = match format {
         Format::Jpeg | Format::Png | Format::Webp => exif_block(bytes)?,
-        Format::Gif | Format::Avif => return None,
+        _ => return None,
     };
     // Copyright may hold "photographer\0editor"; the parts stay NUL-separated.
     let text = |tag: u16| -> Option<Vec<u8>> {
@@ -69,7 +69,7 @@ pub(crate) fn embed(encoded: Vec<u8>, format: Format, tiff: &[u8]) -> Vec<u8> {
         Format::Jpeg => jpeg(encoded, tiff),
         Format::Png => png(encoded, tiff),
         Format::Webp => webp(encoded, tiff),
-        Format::Gif | Format::Avif => encoded,
+        _ => encoded,
     }
 }
 

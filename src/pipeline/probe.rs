@@ -64,11 +64,6 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
             (dim(h.width)?, dim(h.height)?, Some(info))
         }
         // Sniffed so that the 415 can say what it is; there is no memory-safe AV1 decoder.
-        Format::Avif => {
-            return Err(PipelineError::Unsupported(
-                "AVIF input is not supported (output only)".into(),
-            ))
-        }
         Format::Png | Format::Gif | Format::Webp => {
             // A PNG's size sits at a fixed offset in IHDR: check it before the decoder reads
             // further, so a bomb that is nothing but a header still answers "too large".
@@ -90,6 +85,11 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
                 .into_dimensions()
                 .map_err(|e| PipelineError::Corrupt(format!("{format} header: {e}")))?;
             (w, h, None)
+        }
+        _ => {
+            return Err(PipelineError::Unsupported(format!(
+                "{format} input is not supported"
+            )))
         }
     };
     if width == 0 || height == 0 {
@@ -130,7 +130,7 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
     }
     let orientation = match format {
         Format::Jpeg | Format::Png | Format::Webp => exif_orientation(bytes),
-        Format::Gif | Format::Avif => 1,
+        _ => 1,
     };
     Ok(Probe {
         format,
