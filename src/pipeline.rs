@@ -9,7 +9,7 @@
 //! top to bottom in the order above.
 
 mod animate;
-#[allow(dead_code)] // Wired in as the codecs move behind it.
+
 mod codec;
 mod color;
 mod container;
@@ -25,7 +25,6 @@ mod orient;
 mod probe;
 mod resize;
 mod smartcrop;
-mod sniff;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -231,12 +230,13 @@ pub enum PipelineError {
 
 /// Detect the format from magic bytes (never from a `Content-Type`).
 pub fn sniff(bytes: &[u8]) -> Option<Format> {
-    sniff::sniff(bytes)
+    codec::sniff(bytes).map(|c| c.format)
 }
 
 /// The header facts and the plan every later stage works from.
 struct Prepared {
     format: Format,
+    codec: &'static codec::Codec,
     probe: probe::Probe,
     plan: layout::Plan,
     /// Crop rectangle and resize target in stored (not oriented) pixels.
@@ -253,7 +253,9 @@ struct Prepared {
 
 /// Steps 1-3: sniff, read the header, plan in displayed (oriented) geometry. Header-only work.
 fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared, PipelineError> {
-    let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
+    let codec =
+        codec::sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
+    let format = codec.format;
     let mut probe = probe::probe(bytes, format, limits)?;
     if let Some(page) = req.transform.page.filter(|&p| p > probe.frames) {
         return Err(PipelineError::PageOutOfRange {
@@ -267,8 +269,15 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
     probe.orientation = orient::compose(probe.orientation, t.rotation.0, t.flip);
     let (ow, oh) = probe.oriented_size();
     let region = user_crop(t.crop, ow, oh)?;
-    let plan =
-        layout::plan(t, region.2, region.3, limits.max_output_pixels).map_err(|e| match e {
+    // A vector source has no resolution to lose: it is rendered at the output size, larger
+    // than its intrinsic size too.
+    let vector_transform = codec.vector.then(|| Transform {
+        enlarge: true,
+        ..t.clone()
+    });
+    let plan_transform = vector_transform.as_ref().unwrap_or(t);
+    let plan = layout::plan(plan_transform, region.2, region.3, limits.max_output_pixels).map_err(
+        |e| match e {
             LayoutError::OutputTooLarge {
                 width,
                 height,
@@ -278,11 +287,12 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
                 height,
                 limit,
             },
-        })?;
+        },
+    )?;
     // The costs the plan fixes, refused before any pixel work: enlargement, explicit AVIF.
     let factor = (f64::from(plan.resize.0) / plan.crop.width.max(1e-9))
         .max(f64::from(plan.resize.1) / plan.crop.height.max(1e-9));
-    if factor > f64::from(limits.max_upscale) + 1e-6 {
+    if factor > f64::from(limits.max_upscale) + 1e-6 && !codec.vector {
         return Err(PipelineError::UpscaleTooLarge {
             factor,
             limit: limits.max_upscale,
@@ -326,6 +336,7 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
     let dc_only = shrink == 8 && progressive && req.codecs.progressive_dc;
     Ok(Prepared {
         format,
+        codec,
         probe,
         plan,
         crop,
@@ -334,6 +345,25 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
         shrink,
         dc_only,
     })
+}
+
+/// How much larger or smaller than its stored size a vector source is rendered: the size it
+/// is resized to (`target` over the crop), at most `max_source_pixels`; the resize step covers
+/// the rest. 1 for raster sources.
+fn render_scale(
+    codec: &codec::Codec,
+    crop: Rect,
+    target: (u32, u32),
+    (sw, sh): (f64, f64),
+    limits: &Limits,
+) -> f64 {
+    if !codec.vector {
+        return 1.0;
+    }
+    let wanted = (f64::from(target.0) / crop.width.max(1e-9))
+        .max(f64::from(target.1) / crop.height.max(1e-9));
+    let most = (limits.max_source_pixels as f64 / (sw * sh).max(1.0)).sqrt();
+    wanted.min(most).max(1e-3)
 }
 
 /// `trim_`: the transform with the trimmed region as its `crop_` (and no `trim`), or `None`
@@ -347,13 +377,16 @@ fn resolve_trim(
     let Some(tolerance) = t.trim else {
         return Ok(None);
     };
-    let format = sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
-    let mut probe = probe::probe(bytes, format, limits)?;
+    let codec =
+        codec::sniff(bytes).ok_or_else(|| PipelineError::Unsupported(describe_unknown(bytes)))?;
+    let mut probe = probe::probe(bytes, codec.format, limits)?;
     probe.orientation = orient::compose(probe.orientation, t.rotation.0, t.flip);
     let (ow, oh) = probe.oriented_size();
     let region = user_crop(t.crop, ow, oh)?;
     let page = t.page.unwrap_or(1);
-    let rect = trim::find(bytes, &probe, req.codecs, limits, region, tolerance, page)?;
+    let rect = trim::find(
+        bytes, codec, &probe, req.codecs, limits, region, tolerance, page,
+    )?;
     Ok(Some(Transform {
         crop: Some(rect),
         trim: None,
@@ -432,7 +465,12 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         // The decoder's buffer, and a conversion to 8-bit RGBA beside it; a 16-bit PNG's
         // buffer is twice as wide (8 B/px RGBA16, then 4 B/px RGBA8).
         Format::Png if bytes.get(24) == Some(&16) => px(w, h).saturating_mul(12),
-        _ => px(w, h).saturating_mul(8),
+        _ if p.codec.vector => {
+            let s = render_scale(p.codec, p.crop, p.target, (w as f64, h as f64), limits);
+            let rendered = (w as f64 * s).ceil() * (h as f64 * s).ceil();
+            (rendered as u64).saturating_mul(p.codec.decode_bytes_per_pixel)
+        }
+        _ => px(w, h).saturating_mul(p.codec.decode_bytes_per_pixel),
     };
     // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
     // decode above.
@@ -519,6 +557,8 @@ fn render_inner(
         transform: placeholder.as_ref().unwrap_or(req.transform),
         ..req.clone()
     };
+    let palette_fixed = codec::with_default_palette(bytes);
+    let bytes: &[u8] = &palette_fixed;
     let trimmed = resolve_trim(bytes, req, limits)?;
     let req = &Request {
         transform: trimmed.as_ref().unwrap_or(req.transform),
@@ -530,6 +570,7 @@ fn render_inner(
     // 1-3. Sniff, read the header, plan in displayed (oriented) geometry.
     let Prepared {
         format,
+        codec,
         probe,
         plan,
         crop,
@@ -539,6 +580,12 @@ fn render_inner(
         dc_only,
     } = prepare(bytes, req, limits)?;
     let (sw, sh) = (f64::from(probe.width), f64::from(probe.height));
+    let meta = (codec.metadata)(bytes);
+    let exif = req
+        .codecs
+        .keep_copyright
+        .then(|| meta.exif.as_deref().and_then(metadata::copyright_exif))
+        .flatten();
 
     // 5-8. Crop and resize the (small) stored image, ICC to sRGB, orient the result (no
     // full-size buffer is ever rotated), filters, pad onto the canvas.
@@ -549,7 +596,7 @@ fn render_inner(
         target,
         orientation: probe.orientation,
         source_size: (sw, sh),
-        profile: color::embedded_profile(bytes, format),
+        profile: color::bounded(meta.icc),
         clip: t.crop.map(|_| region),
     };
     let animated = probe.frames > 1 && t.page.is_none() && placeholder.is_none();
@@ -568,11 +615,6 @@ fn render_inner(
             let anim = animate::render(
                 bytes, &probe, &shaper, out_format, quality, limits, summarize,
             )?;
-            let exif = req
-                .codecs
-                .keep_copyright
-                .then(|| metadata::copyright_exif(bytes, format))
-                .flatten();
             let anim = match &exif {
                 Some(tiff) => animate::Animation {
                     bytes: metadata::embed(anim.bytes, out_format, tiff),
@@ -601,17 +643,14 @@ fn render_inner(
         }
     }
     // 4. Decode in stored orientation; JPEG shrinks in the DCT as far as the crop allows.
-    let pixels = match format {
-        Format::Jpeg => {
-            let dc = dc_only.then(|| jpeg_dc::decode(bytes)).flatten();
-            match (dc, req.codecs.jpeg_decoder) {
-                (Some(pixels), _) => pixels,
-                (None, JpegDecoder::Turbo) => jpeg::decode(bytes, &probe, shrink, limits)?,
-                (None, JpegDecoder::Rust) => decode::decode(bytes, &probe, 1, limits)?,
-            }
-        }
-        _ => decode::decode(bytes, &probe, req.transform.page.unwrap_or(1), limits)?,
+    let at = codec::DecodeAt {
+        page: req.transform.page.unwrap_or(1),
+        shrink,
+        scale: render_scale(codec, crop, target, (sw, sh), limits),
+        jpeg_decoder: req.codecs.jpeg_decoder,
+        dc_only,
     };
+    let pixels = (codec.decode)(bytes, &probe.header(), &at, limits)?;
 
     limits.check_deadline()?;
 
@@ -659,11 +698,6 @@ fn render_inner(
     let out = if placeholder.is_some() {
         lqip::encode(img, t.blur.is_some())?
     } else {
-        let exif = req
-            .codecs
-            .keep_copyright
-            .then(|| metadata::copyright_exif(bytes, format))
-            .flatten();
         let encoded = encode::encode(&img, out_format, quality, &req.codecs.avif, exif.as_deref())?;
         match &exif {
             Some(tiff) => metadata::embed(encoded, out_format, tiff),

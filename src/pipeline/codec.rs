@@ -10,8 +10,52 @@
 //! A codec's `decode` must respect `max_decode_bytes` and never return more pixels than the
 //! header said (times the scale it was asked for).
 
-use super::{Limits, PipelineError, Pixels};
+mod bitmap;
+mod gif;
+mod jpeg;
+mod png;
+mod webp;
+
+use super::{JpegDecoder, Limits, PipelineError, Pixels};
 use crate::format::Format;
+
+/// Every input format, in the order their signatures are tried (TGA, which has none, last).
+pub(crate) static CODECS: &[Codec] = &[
+    jpeg::CODEC,
+    png::CODEC,
+    gif::CODEC,
+    webp::CODEC,
+    bitmap::TIFF,
+    bitmap::BMP,
+    bitmap::ICO,
+    bitmap::QOI,
+    bitmap::PNM,
+    bitmap::TGA,
+    AVIF_PENDING,
+];
+
+/// Sniffed (imgcdn's own output is AVIF) until the HEIF codec lands; refused as unsupported.
+const AVIF_PENDING: Codec = Codec {
+    format: Format::Avif,
+    sniff: |b| matches!(b.get(4..12), Some(b"ftypavif" | b"ftypavis")),
+    probe: |_, _| Err(PipelineError::Unsupported("AVIF input".into())),
+    decode: |_, _, _, _| Err(PipelineError::Unsupported("AVIF input".into())),
+    metadata: |_| Metadata::default(),
+    vector: false,
+    decode_bytes_per_pixel: 8,
+};
+
+/// The codec whose signature starts `bytes`.
+pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static Codec> {
+    CODECS.iter().find(|c| (c.sniff)(bytes))
+}
+
+pub(crate) use gif::with_default_palette;
+
+/// The codec reading `format`, if imgcdn reads it.
+pub(crate) fn get(format: Format) -> Option<&'static Codec> {
+    CODECS.iter().find(|c| c.format == format)
+}
 
 /// What a codec's header probe found, before any pixel is decoded.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,7 +85,24 @@ pub(crate) struct DecodeAt {
     /// Output size over stored size that the pipeline will resize to (<= 1 when shrinking).
     /// A vector codec renders at `ceil(width * scale) x ceil(height * scale)` (never larger
     /// than the stored size the probe reported); raster codecs may ignore it.
+    #[allow(dead_code)] // Read by the vector codec (SVG).
     pub scale: f64,
+    /// JPEG: libjpeg-turbo or the Rust decoder, and whether to try the DC-only path.
+    pub jpeg_decoder: JpegDecoder,
+    pub dc_only: bool,
+}
+
+impl DecodeAt {
+    /// Frame `page` at full size.
+    pub(crate) fn page(page: u32) -> DecodeAt {
+        DecodeAt {
+            page,
+            shrink: 1,
+            scale: 1.0,
+            jpeg_decoder: JpegDecoder::Turbo,
+            dc_only: false,
+        }
+    }
 }
 
 /// Metadata a codec found in its container, both bounded by their `MAX_*` constants.
@@ -67,4 +128,54 @@ pub(crate) struct Codec {
     pub metadata: fn(&[u8]) -> Metadata,
     /// A vector format: rendered at the output size rather than resized from a bitmap.
     pub vector: bool,
+    /// About how many bytes decoding holds per source pixel at its peak (the decoder's own
+    /// buffers and the 8-bit copy handed on), for the pool's memory admission.
+    pub decode_bytes_per_pixel: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sniffed(bytes: &[u8]) -> Option<Format> {
+        sniff(bytes).map(|c| c.format)
+    }
+
+    #[test]
+    fn sniff_magic_bytes_detect_each_format() {
+        assert_eq!(sniffed(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Format::Jpeg));
+        assert_eq!(sniffed(b"\x89PNG\r\n\x1a\n"), Some(Format::Png));
+        assert_eq!(sniffed(b"GIF87a..."), Some(Format::Gif));
+        assert_eq!(sniffed(b"GIF89a"), Some(Format::Gif));
+        assert_eq!(sniffed(b"RIFF\x10\0\0\0WEBPVP8 "), Some(Format::Webp));
+        assert_eq!(sniffed(b"II*\0\x08\0\0\0"), Some(Format::Tiff));
+        assert_eq!(sniffed(b"MM\0*"), Some(Format::Tiff));
+        assert_eq!(sniffed(b"qoif\0\0\0\x01"), Some(Format::Qoi));
+        assert_eq!(sniffed(b"P5\n1 1\n255\n\0"), Some(Format::Pnm));
+    }
+
+    #[test]
+    fn sniff_other_bytes_are_none() {
+        for bytes in [
+            &b""[..],
+            b"<!doctype html><html></html>",
+            b"BM\x36\0\0\0",
+            b"RIFF\x10\0\0\0WAVEfmt ",
+            b"RIFF",
+            b"GIF88a",
+            &[0xFF, 0xD8],
+            &b"\x89PNG\r\n\x1a"[..],
+            b"%PDF-1.7\n",
+            b"{\"json\": true}",
+        ] {
+            assert_eq!(sniffed(bytes), None, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn every_format_has_at_most_one_codec() {
+        for f in Format::ALL {
+            assert!(CODECS.iter().filter(|c| c.format == f).count() <= 1, "{f}");
+        }
+    }
 }

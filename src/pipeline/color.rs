@@ -14,26 +14,18 @@ use moxcms::{
     ColorProfile, DataColorSpace, Layout, ToneReprCurve, Transform8BitExecutor, TransformOptions,
 };
 
-use super::container::{self, MAX_PROFILE_BYTES};
+use super::container::MAX_PROFILE_BYTES;
 use super::probe::jpeg_segments;
 use super::{PipelineError, Pixels};
-use crate::format::Format;
 
-/// The source's embedded ICC profile (bytes, unparsed), if it has one. Found by our own walk
-/// of the container (`container`), bounded before anything is allocated or inflated.
-pub(crate) fn embedded_profile(bytes: &[u8], format: Format) -> Option<Vec<u8>> {
-    let profile = match format {
-        Format::Jpeg => jpeg_profile(bytes),
-        Format::Png => container::png_check(bytes).ok()?,
-        Format::Webp => container::webp_profile(bytes).map(<[u8]>::to_vec),
-        _ => None,
-    }?;
-    (!profile.is_empty() && profile.len() <= MAX_PROFILE_BYTES).then_some(profile)
+/// A profile a codec found, if it is one worth parsing: not empty, within `MAX_PROFILE_BYTES`.
+pub(crate) fn bounded(profile: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    profile.filter(|p| !p.is_empty() && p.len() <= MAX_PROFILE_BYTES)
 }
 
 /// A JPEG's profile, reassembled from its `APP2 "ICC_PROFILE\0" <seq> <count>` chunks (in
 /// sequence order, each once); `None` when a chunk is missing.
-fn jpeg_profile(bytes: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn jpeg_profile(bytes: &[u8]) -> Option<Vec<u8>> {
     const ID: &[u8] = b"ICC_PROFILE\0";
     let mut chunks: Vec<(u8, &[u8])> = Vec::new();
     let mut count = 0u8;
@@ -420,15 +412,12 @@ mod tests {
     #[test]
     fn jpeg_profile_chunks_are_reassembled_in_order() {
         let jpeg = jpeg_with_chunks(&[(2, 2, b"world"), (1, 2, b"hello ")]);
-        assert_eq!(
-            embedded_profile(&jpeg, Format::Jpeg).as_deref(),
-            Some(&b"hello world"[..])
-        );
+        assert_eq!(jpeg_profile(&jpeg).as_deref(), Some(&b"hello world"[..]));
         // A missing chunk: no profile rather than half of one.
         let jpeg = jpeg_with_chunks(&[(1, 3, b"a"), (2, 3, b"b")]);
-        assert_eq!(embedded_profile(&jpeg, Format::Jpeg), None);
+        assert_eq!(jpeg_profile(&jpeg), None);
         let jpeg = jpeg_with_chunks(&[]);
-        assert_eq!(embedded_profile(&jpeg, Format::Jpeg), None);
+        assert_eq!(jpeg_profile(&jpeg), None);
     }
 
     #[test]

@@ -19,18 +19,28 @@ pub(crate) fn count(bytes: &[u8], format: Format, stop_after: u32) -> u32 {
 /// than `stop_after + 1` frames.
 pub(crate) fn gif_largest_frame(bytes: &[u8], stop_after: u32) -> u64 {
     let mut largest = 0u64;
-    gif_walk(bytes, stop_after, |w, h| {
+    gif_walk(bytes, stop_after, |w, h, _| {
         largest = largest.max(u64::from(w) * u64::from(h));
     });
     largest
 }
 
 fn gif(b: &[u8], stop_after: u32) -> u32 {
-    gif_walk(b, stop_after, |_, _| {})
+    gif_walk(b, stop_after, |_, _, _| {})
 }
 
-/// Walk a GIF's blocks, calling `frame(width, height)` for each image descriptor.
-fn gif_walk(b: &[u8], stop_after: u32, mut frame: impl FnMut(u32, u32)) -> u32 {
+/// Whether a frame of a GIF without a global colour table has no local one either (looking
+/// at the first 1000 frames).
+pub(crate) fn gif_frame_without_palette(bytes: &[u8]) -> bool {
+    let mut missing = false;
+    gif_walk(bytes, 1000, |_, _, local_flags| {
+        missing |= local_flags & 0x80 == 0;
+    });
+    missing
+}
+
+/// Walk a GIF's blocks, calling `frame(width, height, flags)` for each image descriptor.
+fn gif_walk(b: &[u8], stop_after: u32, mut frame: impl FnMut(u32, u32, u8)) -> u32 {
     // Header (6) + logical screen descriptor (7), then the global colour table if present.
     let Some(&flags) = b.get(10) else { return 0 };
     let mut at = 13 + colour_table(flags);
@@ -43,7 +53,7 @@ fn gif_walk(b: &[u8], stop_after: u32, mut frame: impl FnMut(u32, u32)) -> u32 {
                 frames += 1;
                 let Some(&local) = b.get(at + 9) else { break };
                 let le = |i: usize| u32::from(b[at + i]) | (u32::from(b[at + i + 1]) << 8);
-                frame(le(5), le(7));
+                frame(le(5), le(7), local);
                 at += 10 + colour_table(local) + 1;
                 at = skip_sub_blocks(b, at);
             }

@@ -1,19 +1,22 @@
 //! JPEG decoding through libjpeg-turbo, with DCT-domain shrink-on-load and CMYK conversion.
 //!
-//! Corrupt or truncated data is an error, never a grey-filled image: TurboJPEG 3 returns -1 from
-//! `tj3Decompress8` whenever libjpeg emitted a warning such as "Premature end of JPEG file" (the
-//! pixels are written, but the call fails), and the `turbojpeg` crate turns that into `Err`.
-//! `TJPARAM_STOPONWARNING` would only make that failure earlier; the crate does not expose it
-//! and `unsafe` is forbidden here, so we rely on the -1. The scan limit is set against
-//! progressive scan-count bombs. CMYK goes through the embedded CMYK profile when there is one
+//! Lenient like libjpeg and browsers, but truncated data is an error, never a grey-filled
+//! image. TurboJPEG 3 returns -1 from `tj3Decompress8` whenever libjpeg emitted a warning (the
+//! pixels are written to the last row, but the call fails), and the `turbojpeg` crate turns
+//! that into `Err` carrying libjpeg's message for the *first* warning. So: a fatal error is
+//! 422; a warning is accepted only when it is one that leaves the image whole (junk bytes
+//! before a marker, a bad Huffman code or RST marker, an unknown Adobe transform, a bad ICC
+//! marker: [`is_tolerable_warning`]) *and* the data does not end early ([`check_complete`]:
+//! an EOI marker after the first scan — the first warning may hide a later "Premature end of
+//! JPEG file"). The scan limit is set against progressive scan-count bombs. CMYK goes through the embedded CMYK profile when there is one
 //! (RGB profiles are applied later, on the resized pixels, by `color`). It does not orient.
 
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
+use super::codec::Header;
 use super::color;
-use super::probe::{jpeg_segments, Probe};
+use super::probe::jpeg_segments;
 use super::{alloc_zeroed, Limits, PipelineError, Pixels};
-use crate::format::Format;
 
 /// Most progressive scans we accept; real encoders write at most a few dozen.
 const SCAN_LIMIT: u32 = 500;
@@ -33,7 +36,7 @@ pub(crate) fn choose_shrink(crop_w: f64, crop_h: f64, target_w: u32, target_h: u
 /// Decode with shrink factor `1/shrink` into RGB8 (grayscale and CMYK are converted).
 pub(crate) fn decode(
     bytes: &[u8],
-    probe: &Probe,
+    probe: &Header,
     shrink: u32,
     limits: &Limits,
 ) -> Result<Pixels, PipelineError> {
@@ -92,14 +95,20 @@ pub(crate) fn decode(
         height: sh,
         format,
     };
-    d.decompress(bytes, image)
-        .map_err(|e| PipelineError::Corrupt(format!("jpeg: {e}")))?;
+    match d.decompress(bytes, image) {
+        Ok(()) => {}
+        Err(e) if is_tolerable_warning(&e.to_string()) => {
+            check_complete(bytes)?;
+            tracing::debug!("jpeg decoded with a libjpeg warning: {e}");
+        }
+        Err(e) => return Err(PipelineError::Corrupt(format!("jpeg: {e}"))),
+    }
 
     if cmyk {
         // Through the embedded CMYK profile when there is one, naively otherwise.
         let adobe =
             jpeg_segments(bytes).any(|(code, seg)| code == 0xEE && seg.starts_with(b"Adobe"));
-        match color::embedded_profile(bytes, Format::Jpeg)
+        match color::jpeg_profile(bytes)
             .and_then(|profile| color::cmyk_to_srgb(&buf, &profile, adobe))
         {
             Some(rgb) => buf = rgb,
@@ -114,6 +123,39 @@ pub(crate) fn decode(
         height,
         alpha: false,
     })
+}
+
+/// libjpeg warnings (`JWRN_*` in jerror.h) after which the image is still whole. Not
+/// "Premature end of JPEG file" nor "premature end of data segment": the data ended early.
+const TOLERABLE_WARNINGS: &[&str] = &[
+    "Corrupt JPEG data: bad arithmetic code",
+    "Corrupt JPEG data: bad Huffman code",
+    "Corrupt JPEG data: bad ICC marker",
+    "extraneous bytes before marker",
+    "instead of RST",
+    "Inconsistent progression sequence",
+    "Invalid SOS parameters for sequential JPEG",
+    "Unknown Adobe color transform code",
+    "Warning: unknown JFIF revision number",
+    "Application transferred too many scanlines",
+];
+
+/// Whether `message` (a turbojpeg error) is a libjpeg warning that leaves the image whole.
+pub(crate) fn is_tolerable_warning(message: &str) -> bool {
+    TOLERABLE_WARNINGS.iter().any(|w| message.contains(w))
+}
+
+/// `Ok` when the data does not end early: an EOI marker follows the first scan. Entropy-coded
+/// data stuffs every `FF` as `FF 00`, so `FF D9` after the first SOS is a real marker.
+pub(crate) fn check_complete(bytes: &[u8]) -> Result<(), PipelineError> {
+    let sos = memchr::memmem::find(bytes, &[0xFF, 0xDA]);
+    let eoi = memchr::memmem::rfind(bytes, &[0xFF, 0xD9]);
+    match (sos, eoi) {
+        (Some(s), Some(e)) if e > s => Ok(()),
+        _ => Err(PipelineError::Corrupt(
+            "jpeg: premature end of data (no end-of-image marker after the scans)".into(),
+        )),
+    }
 }
 
 /// Convert CMYK (4 bytes a pixel) to RGB (3 bytes) in the same buffer.

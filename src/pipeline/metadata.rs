@@ -3,7 +3,6 @@
 //! minimal EXIF block of the output — JPEG `APP1`, PNG `eXIf`, WebP `EXIF` (the file becomes
 //! the extended `VP8X` form), AVIF through the encoder. GIF has no EXIF and gets none.
 
-use super::probe::exif_block;
 use crate::format::Format;
 
 /// Longest tag value copied (bytes); longer ones are cut, so a hostile source cannot make
@@ -12,11 +11,7 @@ const MAX_TAG_BYTES: usize = 1024;
 
 /// A minimal little-endian TIFF/EXIF block holding the source's `Artist` and `Copyright`, or
 /// `None` when it has neither (or no readable EXIF).
-pub(crate) fn copyright_exif(bytes: &[u8], format: Format) -> Option<Vec<u8>> {
-    let block = match format {
-        Format::Jpeg | Format::Png | Format::Webp => exif_block(bytes)?,
-        _ => return None,
-    };
+pub(crate) fn copyright_exif(block: &[u8]) -> Option<Vec<u8>> {
     // Copyright may hold "photographer\0editor"; the parts stay NUL-separated.
     let text = |tag: u16| -> Option<Vec<u8>> {
         let v = super::tiff::ascii(block, tag)?;

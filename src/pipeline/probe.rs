@@ -3,10 +3,9 @@
 //! This is where `max_source_pixels` is enforced, before any pixel buffer exists. It does not
 //! decode, and it does not apply the orientation (see `orient`).
 
-use std::io::Cursor;
+use turbojpeg::Colorspace;
 
-use turbojpeg::{Colorspace, Decompressor};
-
+use super::codec::{self, Header};
 use super::{Limits, PipelineError};
 use crate::format::Format;
 
@@ -38,6 +37,18 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
+    /// The header facts a codec's decoder is given.
+    pub fn header(&self) -> Header {
+        Header {
+            width: self.width,
+            height: self.height,
+            orientation: self.orientation,
+            frames: self.frames,
+            frame_pixels: self.frame_pixels,
+            jpeg: self.jpeg,
+        }
+    }
+
     /// The size as displayed, after EXIF orientation (5..=8 swap the axes).
     pub fn oriented_size(&self) -> (u32, u32) {
         if self.orientation >= 5 {
@@ -48,62 +59,27 @@ impl Probe {
     }
 }
 
-/// Read the header of `bytes` (already sniffed as `format`) and check the source limit.
+/// Read the header of `bytes` (already sniffed as `format`) with its codec, and check the
+/// limits every format shares: source pixels, the largest frame, frame count, animation.
 pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Probe, PipelineError> {
-    let (width, height, jpeg) = match format {
-        Format::Jpeg => {
-            let mut d = Decompressor::new().map_err(|e| PipelineError::Internal(e.to_string()))?;
-            let h = d
-                .read_header(bytes)
-                .map_err(|e| PipelineError::Corrupt(format!("jpeg header: {e}")))?;
-            let info = JpegInfo {
-                colorspace: h.colorspace,
-                progressive: h.is_progressive,
-                lossless: h.is_lossless,
-            };
-            (dim(h.width)?, dim(h.height)?, Some(info))
-        }
-        // Sniffed so that the 415 can say what it is; there is no memory-safe AV1 decoder.
-        Format::Png | Format::Gif | Format::Webp => {
-            // A PNG's size sits at a fixed offset in IHDR: check it before the decoder reads
-            // further, so a bomb that is nothing but a header still answers "too large".
-            if let Some((w, h)) = png_ihdr_size(bytes).filter(|_| format == Format::Png) {
-                check_pixels(w, h, limits)?;
-                super::container::png_check(bytes)?;
-            }
-            if format == Format::Webp {
-                super::container::webp_check(bytes)?;
-            }
-            let mut reader = image::ImageReader::with_format(
-                Cursor::new(bytes),
-                super::decode::image_format(format),
-            );
-            let mut image_limits = image::Limits::default();
-            image_limits.max_alloc = Some(limits.max_decode_bytes);
-            reader.limits(image_limits);
-            let (w, h) = reader
-                .into_dimensions()
-                .map_err(|e| PipelineError::Corrupt(format!("{format} header: {e}")))?;
-            (w, h, None)
-        }
-        _ => {
-            return Err(PipelineError::Unsupported(format!(
-                "{format} input is not supported"
-            )))
-        }
-    };
+    let codec = codec::get(format)
+        .ok_or_else(|| PipelineError::Unsupported(format!("{format} input is not supported")))?;
+    let header = (codec.probe)(bytes, limits)?;
+    let Header {
+        width,
+        height,
+        orientation,
+        frames,
+        frame_pixels,
+        jpeg,
+    } = header;
     if width == 0 || height == 0 {
         return Err(PipelineError::Corrupt(format!(
             "{format} header: zero dimension {width}x{height}"
         )));
     }
     check_pixels(width, height, limits)?;
-    let frames = super::frames::count(bytes, format, limits.max_frames);
-    let frame_pixels = match format {
-        Format::Gif => super::frames::gif_largest_frame(bytes, limits.max_frames),
-        _ => 0,
-    }
-    .max(u64::from(width) * u64::from(height));
+    let frame_pixels = frame_pixels.max(u64::from(width) * u64::from(height));
     if frame_pixels > limits.max_source_pixels {
         return Err(PipelineError::SourceTooLarge {
             width,
@@ -128,22 +104,22 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pro
             limit: limits.max_animation_pixels,
         });
     }
-    let orientation = match format {
-        Format::Jpeg | Format::Png | Format::Webp => exif_orientation(bytes),
-        _ => 1,
-    };
     Ok(Probe {
         format,
         width,
         height,
-        orientation,
+        orientation: if (1..=8).contains(&orientation) {
+            orientation
+        } else {
+            1
+        },
         jpeg,
         frame_pixels,
         frames: frames.max(1),
     })
 }
 
-fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), PipelineError> {
+pub(crate) fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), PipelineError> {
     if u64::from(width) * u64::from(height) > limits.max_source_pixels {
         return Err(PipelineError::SourceTooLarge {
             width,
@@ -152,20 +128,6 @@ fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), Pipeline
         });
     }
     Ok(())
-}
-
-/// Width and height from a PNG's IHDR chunk (bytes 16..24 after the signature and chunk head).
-fn png_ihdr_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    if bytes.get(12..16)? != b"IHDR" {
-        return None;
-    }
-    let w = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?);
-    let h = u32::from_be_bytes(bytes.get(20..24)?.try_into().ok()?);
-    Some((w, h))
-}
-
-fn dim(v: usize) -> Result<u32, PipelineError> {
-    u32::try_from(v).map_err(|_| PipelineError::Corrupt(format!("dimension {v} out of range")))
 }
 
 /// The EXIF orientation tag, or 1 when there is none or it cannot be read. A broken EXIF block
@@ -204,8 +166,8 @@ pub(crate) fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 /// The marker segments of a JPEG before its first scan, as `(marker code, payload)`, looking
-/// only at the headers (where metadata must be), so the cost does not grow with the file. Ends
-/// quietly at the first scan, the end, or anything malformed.
+/// only at the headers (where metadata must be). Ends quietly at the first scan, the end, or
+/// a length past the end; junk between segments is skipped. One pass over the header bytes.
 pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut at = if bytes.starts_with(&[0xFF, 0xD8]) {
         2
@@ -213,15 +175,20 @@ pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
         usize::MAX
     };
     std::iter::from_fn(move || loop {
-        // Fill bytes (0xFF runs) may precede a marker code.
+        // Junk before a marker is skipped as libjpeg does (with a warning there): on to the
+        // next 0xFF, past fill bytes (0xFF runs) and stuffed `FF 00` pairs.
+        if *bytes.get(at)? != 0xFF {
+            at += memchr::memchr(0xFF, bytes.get(at..)?)?;
+        }
         while *bytes.get(at)? == 0xFF && *bytes.get(at.checked_add(1)?)? == 0xFF {
             at += 1;
         }
-        if *bytes.get(at)? != 0xFF {
-            return None;
-        }
         let code = *bytes.get(at + 1)?;
         match code {
+            0x00 => {
+                at += 2;
+                continue;
+            }
             // Stand-alone markers carry no length.
             0x01 | 0xD0..=0xD7 => {
                 at += 2;

@@ -11,8 +11,9 @@
 //! rectangle in displayed pixels. The cost is that extra decode (a few ms at 1/8 for large
 //! JPEGs; a second full decode for PNG/GIF/WebP).
 
+use super::codec::{Codec, DecodeAt};
 use super::probe::Probe;
-use super::{decode, jpeg, orient, Codecs, JpegDecoder, Limits, PipelineError, Pixels};
+use super::{orient, Codecs, Limits, PipelineError, Pixels};
 use crate::format::Format;
 use crate::options::CropRect;
 
@@ -20,8 +21,10 @@ use crate::options::CropRect;
 const MIN_SIDE: u32 = 1024;
 
 /// The trimmed rectangle, in displayed pixels, of `region` (`x, y, width, height`, displayed).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn find(
     bytes: &[u8],
+    codec: &Codec,
     probe: &Probe,
     codecs: Codecs,
     limits: &Limits,
@@ -29,17 +32,21 @@ pub(crate) fn find(
     tolerance: u8,
     page: u32,
 ) -> Result<CropRect, PipelineError> {
-    let pixels = match (probe.format, codecs.jpeg_decoder) {
-        (Format::Jpeg, JpegDecoder::Turbo) => {
-            let long = probe.width.max(probe.height);
-            let shrink = [8, 4, 2]
-                .into_iter()
-                .find(|s| long / s >= MIN_SIDE)
-                .unwrap_or(1);
-            jpeg::decode(bytes, probe, shrink, limits)?
-        }
-        _ => decode::decode(bytes, probe, page, limits)?,
+    // JPEG at the DCT scale that keeps MIN_SIDE; other formats at full size.
+    let long = probe.width.max(probe.height);
+    let shrink = match probe.format {
+        Format::Jpeg => [8, 4, 2]
+            .into_iter()
+            .find(|s| long / s >= MIN_SIDE)
+            .unwrap_or(1),
+        _ => 1,
     };
+    let at = DecodeAt {
+        shrink,
+        jpeg_decoder: codecs.jpeg_decoder,
+        ..DecodeAt::page(page)
+    };
+    let pixels = (codec.decode)(bytes, &probe.header(), &at, limits)?;
     let shown = orient::apply(pixels, probe.orientation)?;
     let (ow, oh) = probe.oriented_size();
     let fx = f64::from(shown.width) / f64::from(ow);
