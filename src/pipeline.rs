@@ -443,7 +443,12 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         Format::Jpeg if p.dc_only => {
             px(w.div_ceil(8), h.div_ceil(8)).saturating_mul(3 + 2 * components)
         }
-        Format::Jpeg if req.codecs.jpeg_decoder == JpegDecoder::Rust => px(w, h).saturating_mul(6),
+        Format::Jpeg
+            if req.codecs.jpeg_decoder == JpegDecoder::Rust
+                || p.probe.jpeg.is_some_and(|j| j.header_warning) =>
+        {
+            px(w, h).saturating_mul(6)
+        }
         Format::Jpeg => {
             let k = u64::from(p.shrink);
             // CMYK through a profile makes an RGB copy beside the CMYK buffer.

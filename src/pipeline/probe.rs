@@ -15,6 +15,9 @@ pub(crate) struct JpegInfo {
     pub colorspace: Colorspace,
     pub progressive: bool,
     pub lossless: bool,
+    /// libjpeg warned while reading the header: the `turbojpeg` crate then refuses to decode
+    /// at all, so zune-jpeg decodes it (see `codec::jpeg`).
+    pub header_warning: bool,
 }
 
 /// What the header says, before any pixel work.

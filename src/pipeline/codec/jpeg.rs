@@ -1,6 +1,7 @@
 //! JPEG: the header through libjpeg-turbo (or, when libjpeg only warns about it, our own SOF
 //! reader), pixels through `pipeline::jpeg` (libjpeg-turbo with DCT shrink-on-load), the
-//! DC-only progressive path, or zune-jpeg. Lenient like browsers: a file libjpeg decodes to the
+//! DC-only progressive path, or zune-jpeg (asked for, or when libjpeg warned in the header:
+//! the `turbojpeg` crate re-reads the header before decoding and gives up there). Lenient like browsers: a file libjpeg decodes to the
 //! last row with only warnings (junk before a marker, a bad ICC marker, an unknown Adobe
 //! transform) is served; data that ends early is 422 (see `pipeline::jpeg`).
 
@@ -34,6 +35,7 @@ fn probe(bytes: &[u8], _limits: &Limits) -> Result<Header, PipelineError> {
                 colorspace: h.colorspace,
                 progressive: h.is_progressive,
                 lossless: h.is_lossless,
+                header_warning: false,
             };
             (dim(h.width)?, dim(h.height)?, info)
         }
@@ -83,6 +85,7 @@ fn sof(bytes: &[u8]) -> Option<(u32, u32, JpegInfo)> {
             colorspace,
             progressive: matches!(code, 0xC2 | 0xC6 | 0xCA | 0xCE),
             lossless: matches!(code, 0xC3 | 0xC7 | 0xCB | 0xCF),
+            header_warning: true,
         };
         return Some((width, height, info));
     }
@@ -100,9 +103,10 @@ fn decode(
             return Ok(pixels);
         }
     }
+    let header_warning = header.jpeg.is_some_and(|j| j.header_warning);
     match at.jpeg_decoder {
-        JpegDecoder::Turbo => jpeg::decode(bytes, header, at.shrink, limits),
-        JpegDecoder::Rust => {
+        JpegDecoder::Turbo if !header_warning => jpeg::decode(bytes, header, at.shrink, limits),
+        JpegDecoder::Turbo | JpegDecoder::Rust => {
             jpeg::check_complete(bytes)?;
             decode::decode(bytes, Format::Jpeg, header, 1, limits)
         }

@@ -1,0 +1,363 @@
+//! Every input format end to end: decoded like an independent decoder decodes it (the
+//! `ref-*.png` next to each fixture, see `tests/fixtures/formats/README.md`), oriented, alpha
+//! kept, served in an output format a browser shows, negotiated by `f_auto`, described by
+//! `/meta`; truncated and bit-flipped files answer 4xx, never 5xx; limits answer 413. Plus the
+//! odd inputs browsers show: lenient JPEGs and GIFs without a colour table.
+
+use image::GenericImageView;
+
+use crate::support::*;
+
+/// A fixture under `tests/fixtures/formats/`, its reference decode, and whether it has alpha.
+struct Case {
+    file: &'static str,
+    reference: &'static str,
+    alpha: bool,
+    /// Largest mean absolute difference per channel (0..255) from the reference.
+    tolerance: f64,
+}
+
+const fn case(file: &'static str, reference: &'static str, alpha: bool) -> Case {
+    Case {
+        file,
+        reference,
+        alpha,
+        tolerance: 1.0,
+    }
+}
+
+const CASES: &[Case] = &[
+    case("photo.tiff", "ref-photo-tiff.png", false),
+    case("photo-orient6.tiff", "ref-photo-orient6-tiff.png", false),
+    case("alpha16.tiff", "ref-alpha16-tiff.png", true),
+    case("photo.bmp", "ref-photo-bmp.png", false),
+    case("alpha.bmp", "ref-alpha-bmp.png", true),
+    case("icon.ico", "ref-icon-ico.png", true),
+    case("photo.ppm", "ref-photo-ppm.png", false),
+    case("gray.pgm", "ref-gray-pgm.png", false),
+    case("alpha.pam", "ref-alpha-pam.png", true),
+    case("photo-rle.tga", "ref-photo-rle-tga.png", false),
+    case("alpha.tga", "ref-alpha-tga.png", true),
+    case("alpha.qoi", "ref-alpha-qoi.png", true),
+];
+
+fn formats_fixture(name: &str) -> bytes::Bytes {
+    fixture(&format!("formats/{name}"))
+}
+
+/// Mean absolute difference per channel, over RGBA (colour where alpha is 0 ignored).
+fn mean_abs_diff(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
+    let (a, b) = (a.to_rgba8(), b.to_rgba8());
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mut sum = 0f64;
+    for (p, q) in a.pixels().zip(b.pixels()) {
+        let visible = p[3] > 0 || q[3] > 0;
+        for c in 0..4 {
+            if c == 3 || visible {
+                sum += (f64::from(p[c]) - f64::from(q[c])).abs();
+            }
+        }
+    }
+    sum / (f64::from(a.width() * a.height()) * 4.0)
+}
+
+#[tokio::test]
+async fn every_format_decodes_like_an_independent_decoder() {
+    let p = proxy(|_| {}).await;
+    for c in CASES {
+        let r = p.get(&format!("/img/f_png/formats/{}", c.file)).await;
+        assert_eq!(r.status, 200, "{}: {}", c.file, r.text());
+        assert_eq!(r.header("content-type"), "image/png", "{}", c.file);
+        let got = r.image();
+        let want = image::load_from_memory(&formats_fixture(c.reference)).expect("reference");
+        assert_eq!(got.dimensions(), want.dimensions(), "{}", c.file);
+        assert_eq!(got.color().has_alpha(), c.alpha, "{}", c.file);
+        let diff = mean_abs_diff(&got, &want);
+        assert!(diff <= c.tolerance, "{}: mean difference {diff:.2}", c.file);
+    }
+}
+
+#[tokio::test]
+async fn input_only_formats_are_served_as_jpeg_or_png_and_resized() {
+    let p = proxy(|_| {}).await;
+    for c in CASES {
+        let r = p.get(&format!("/img/w_32/formats/{}", c.file)).await;
+        r.assert_ok();
+        let (mime, format) = if c.alpha {
+            ("image/png", image::ImageFormat::Png)
+        } else {
+            ("image/jpeg", image::ImageFormat::Jpeg)
+        };
+        assert_eq!(r.header("content-type"), mime, "{}", c.file);
+        assert_eq!(r.format(), format, "{}", c.file);
+        let want = image::load_from_memory(&formats_fixture(c.reference)).expect("reference");
+        let (w, h) = want.dimensions();
+        let expected = (32, (f64::from(h) * 32.0 / f64::from(w)).round() as u32);
+        assert_eq!(r.dims(), expected, "{}", c.file);
+    }
+}
+
+#[tokio::test]
+async fn f_auto_and_meta_work_for_new_inputs() {
+    let p = proxy(|_| {}).await;
+    let r = p
+        .get_with(
+            "/img/w_32,f_auto/formats/photo.tiff",
+            &[("accept", "image/webp,*/*")],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.header("content-type"), "image/webp");
+    let m = p.get("/meta/w_32/formats/alpha.tga").await;
+    assert_eq!(m.status, 200, "{}", m.text());
+    let m: serde_json::Value = serde_json::from_slice(&m.body).expect("json");
+    assert_eq!(m["width"], 32);
+    assert_eq!(m["format"], "png");
+    assert_eq!(m["has_alpha"], true);
+}
+
+#[tokio::test]
+async fn truncated_and_bit_flipped_files_are_4xx_never_5xx() {
+    let mut routes = Vec::new();
+    let mut names = Vec::new();
+    for c in CASES {
+        let bytes = formats_fixture(c.file);
+        let cut = bytes.slice(..bytes.len() / 2);
+        let name = format!("/cut/{}", c.file);
+        routes.push((name.clone(), cut));
+        names.push((name, true));
+        for i in 0..12usize {
+            let mut flipped = bytes.to_vec();
+            // Header bytes first (where the parsers branch), then spread through the data.
+            let at = if i < 6 {
+                4 + i * 5
+            } else {
+                i * bytes.len() / 12
+            };
+            if let Some(b) = flipped.get_mut(at) {
+                *b ^= 0x5A;
+            }
+            let name = format!("/flip{i}/{}", c.file);
+            routes.push((name.clone(), bytes::Bytes::from(flipped)));
+            names.push((name, false));
+        }
+    }
+    let origin = Origin::start(
+        routes
+            .iter()
+            .map(|(n, b)| {
+                (
+                    n.as_str(),
+                    Reply::Body("application/octet-stream", b.clone()),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let p = proxy(|_| {}).await;
+    for (name, truncated) in names {
+        let r = p.get(&format!("/img/w_20/{}", origin.url(&name))).await;
+        if truncated {
+            assert!(
+                [415, 422].contains(&r.status),
+                "{name}: {} {}",
+                r.status,
+                r.text()
+            );
+        } else {
+            assert!(r.status < 500, "{name}: {} {}", r.status, r.text());
+        }
+    }
+}
+
+#[tokio::test]
+async fn source_limits_apply_to_new_inputs() {
+    let p = proxy(|c| c.limits.max_source_pixels = 500).await;
+    for c in CASES {
+        let r = p.get(&format!("/img/w_20/formats/{}", c.file)).await;
+        r.assert_error(413, "larger than the limit");
+    }
+}
+
+// ---- Lenient JPEG: what libjpeg and browsers show is served; data that ends early is 422.
+
+/// A 64x48 JPEG, and its pixels as decoded by `image` (zune-jpeg).
+fn plain_jpeg() -> (Vec<u8>, image::DynamicImage) {
+    let bytes = jpeg(64, 48).to_vec();
+    let img = image::load_from_memory(&bytes).expect("decodes");
+    (bytes, img)
+}
+
+/// Index of the first marker `code` in `jpeg`'s header.
+fn marker(jpeg: &[u8], code: u8) -> usize {
+    jpeg.windows(2)
+        .position(|w| w == [0xFF, code])
+        .unwrap_or_else(|| panic!("no marker {code:02x}"))
+}
+
+fn insert(mut bytes: Vec<u8>, at: usize, what: &[u8]) -> Vec<u8> {
+    bytes.splice(at..at, what.iter().copied());
+    bytes
+}
+
+#[tokio::test]
+async fn jpegs_with_libjpeg_warnings_are_served_and_truncated_ones_are_not() {
+    let (good, want) = plain_jpeg();
+    let sof = marker(&good, 0xC0);
+    let sos = marker(&good, 0xDA);
+    let eoi = good.len() - 2;
+    // An ICC profile segment (APP2) after the frame header: a real (sRGB) profile.
+    let profile = moxcms_free_srgb_profile();
+    let mut app2 = vec![0xFF, 0xE2];
+    app2.extend(u16::try_from(profile.len() + 16).unwrap().to_be_bytes());
+    app2.extend(b"ICC_PROFILE\0\x01\x01");
+    app2.extend(&profile);
+    let sof_len = usize::from(u16::from_be_bytes([good[sof + 2], good[sof + 3]]));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("junk before a marker", insert(good.clone(), sof, b"junk")),
+        (
+            "FF 00 in the header",
+            insert(good.clone(), sof, &[0xFF, 0x00]),
+        ),
+        ("junk before EOI", insert(good.clone(), eoi, &[1, 2, 3])),
+        (
+            "ICC after SOF",
+            insert(good.clone(), sof + 2 + sof_len, &app2),
+        ),
+        (
+            "broken EXIF segment",
+            insert(
+                good.clone(),
+                2,
+                &[
+                    0xFF, 0xE1, 0, 12, b'E', b'x', b'i', b'f', 0, 0, b'M', b'M', 0, 0x2A,
+                ],
+            ),
+        ),
+        (
+            "short Adobe APP14",
+            insert(
+                good.clone(),
+                2,
+                &[0xFF, 0xEE, 0, 7, b'A', b'd', b'o', b'b', b'e'],
+            ),
+        ),
+    ];
+    let truncated: Vec<(&str, Vec<u8>)> = vec![
+        ("cut in the scan", good[..(sos + eoi) / 2].to_vec()),
+        ("cut before EOI", good[..eoi].to_vec()),
+        (
+            "junk then cut",
+            insert(good.clone(), sof, b"junk")[..(sos + eoi) / 2].to_vec(),
+        ),
+    ];
+    let mut routes = Vec::new();
+    for (i, (_, bytes)) in cases.iter().chain(truncated.iter()).enumerate() {
+        routes.push((format!("/{i}.jpg"), bytes::Bytes::from(bytes.clone())));
+    }
+    let origin = Origin::start(
+        routes
+            .iter()
+            .map(|(n, b)| (n.as_str(), Reply::Body("image/jpeg", b.clone())))
+            .collect(),
+    )
+    .await;
+    let p = proxy(|_| {}).await;
+    for (i, (what, _)) in cases.iter().enumerate() {
+        let r = p
+            .get(&format!("/img/f_png/{}", origin.url(&format!("/{i}.jpg"))))
+            .await;
+        assert_eq!(r.status, 200, "{what}: {}", r.text());
+        let diff = mean_abs_diff(&r.image(), &want);
+        assert!(diff < 2.0, "{what}: mean difference {diff:.2}");
+    }
+    for (j, (what, _)) in truncated.iter().enumerate() {
+        let i = cases.len() + j;
+        let r = p
+            .get(&format!("/img/f_png/{}", origin.url(&format!("/{i}.jpg"))))
+            .await;
+        r.assert_error(422, "corrupt image");
+        let _ = what;
+    }
+}
+
+/// The smallest valid ICC profile we can make without a colour library: the sRGB profile
+/// moxcms writes (a dev-time dependency of the library itself).
+fn moxcms_free_srgb_profile() -> Vec<u8> {
+    moxcms::ColorProfile::new_srgb()
+        .encode()
+        .expect("encode srgb")
+}
+
+#[tokio::test]
+async fn gif_without_any_colour_table_uses_a_default_palette() {
+    // A 2x2 GIF89a: no global table, an image descriptor without a local one, LZW data
+    // for indices 0,1,1,0 (black, white, white, black with the default palette).
+    let frame = image::RgbaImage::from_fn(2, 2, |x, y| {
+        if (x + y) % 2 == 0 {
+            image::Rgba([0, 0, 0, 255])
+        } else {
+            image::Rgba([255, 255, 255, 255])
+        }
+    });
+    let gif = encode(
+        &image::DynamicImage::ImageRgba8(frame),
+        image::ImageFormat::Gif,
+    );
+    let stripped = strip_colour_tables(&gif);
+    let origin = Origin::start(vec![("/g.gif", Reply::Body("image/gif", stripped.into()))]).await;
+    let p = proxy(|_| {}).await;
+    let r = p.get(&format!("/img/f_png/{}", origin.url("/g.gif"))).await;
+    r.assert_ok();
+    assert_eq!(r.dims(), (2, 2));
+}
+
+/// `gif` with its global and local colour tables removed (flags cleared, tables cut out).
+fn strip_colour_tables(gif: &[u8]) -> Vec<u8> {
+    let table = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3 << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let mut out = gif[..13].to_vec();
+    out[10] &= 0x7F;
+    let mut at = 13 + table(gif[10]);
+    while at < gif.len() {
+        match gif[at] {
+            0x2C => {
+                let flags = gif[at + 9];
+                out.extend_from_slice(&gif[at..at + 9]);
+                out.push(flags & 0x78);
+                at += 10 + table(flags);
+                // LZW minimum code size and the sub-blocks, copied as they are.
+                out.push(gif[at]);
+                at += 1;
+                while gif[at] != 0 {
+                    let n = usize::from(gif[at]) + 1;
+                    out.extend_from_slice(&gif[at..at + n]);
+                    at += n;
+                }
+                out.push(0);
+                at += 1;
+            }
+            0x21 => {
+                out.extend_from_slice(&gif[at..at + 2]);
+                at += 2;
+                while gif[at] != 0 {
+                    let n = usize::from(gif[at]) + 1;
+                    out.extend_from_slice(&gif[at..at + n]);
+                    at += n;
+                }
+                out.push(0);
+                at += 1;
+            }
+            _ => {
+                out.extend_from_slice(&gif[at..]);
+                break;
+            }
+        }
+    }
+    out
+}
