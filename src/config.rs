@@ -17,6 +17,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::cache;
+use crate::format::{Format, FormatSet};
 use crate::pipeline::Limits;
 use crate::pipeline::{AvifSettings, Codecs, JpegDecoder};
 use crate::presets::Presets;
@@ -114,6 +115,9 @@ pub struct SourceConfig {
     pub allow_networks: Vec<String>,
     /// Ports a remote source URL may use (explicit or the scheme's default); empty = any.
     pub allow_ports: Vec<u16>,
+    /// Input formats served byte for byte (with their own type) when the URL asks for no
+    /// change of size or format: names as in `f_` (`svg`, `heic`, `gif`, `tiff`, ...).
+    pub passthrough: Vec<String>,
     /// Largest source body in bytes.
     pub max_bytes: u64,
     /// Deadline for a whole fetch, redirects included, in milliseconds.
@@ -137,6 +141,7 @@ impl Default for SourceConfig {
             allow_http: true,
             allow_networks: Vec::new(),
             allow_ports: vec![80, 443],
+            passthrough: Vec::new(),
             max_bytes: 25 * 1024 * 1024,
             timeout_ms: 10_000,
             max_redirects: 5,
@@ -235,6 +240,9 @@ pub struct OutputConfig {
     /// Keep the source's EXIF `Artist` and `Copyright` in the output (all other metadata is
     /// always stripped).
     pub keep_copyright: bool,
+    /// Serve an SVG source sanitised, as SVG, when the URL asks for no change of size or
+    /// format (otherwise SVG is always rasterised).
+    pub svg_passthrough: bool,
 }
 
 /// How `f_auto` tells caches that the answer depends on `Accept`.
@@ -264,6 +272,7 @@ impl Default for OutputConfig {
             client_hints: false,
             save_data_quality: 50,
             keep_copyright: false,
+            svg_passthrough: false,
         }
     }
 }
@@ -772,6 +781,16 @@ impl TryFrom<Config> for Settings {
                 "is on but no [presets] are defined".into(),
             ));
         }
+        let mut passthrough = FormatSet::default();
+        for name in &c.source.passthrough {
+            let format = Format::from_name(name).ok_or_else(|| {
+                invalid(
+                    "source.passthrough",
+                    format!("`{name}` is not a format name (jpeg, png, webp, gif, avif, heic, jxl, svg, tiff, bmp, ico, qoi, pnm, tga)"),
+                )
+            })?;
+            passthrough.insert(format);
+        }
         let workers = match c.limits.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -785,16 +804,20 @@ impl TryFrom<Config> for Settings {
                 max_pixels: c.output.avif_max_pixels,
             },
             keep_copyright: c.output.keep_copyright,
+            passthrough,
+            svg_passthrough: c.output.svg_passthrough,
         };
         let output_profile = format!(
-            "q={} avif=q{},s{},max{} jpeg={:?} dc={} copyright={}",
+            "q={} avif=q{},s{},max{} jpeg={:?} dc={} copyright={} pass={} svgpass={}",
             c.output.default_quality,
             codecs.avif.quality,
             codecs.avif.speed,
             codecs.avif.max_pixels,
             codecs.jpeg_decoder,
             codecs.progressive_dc,
-            codecs.keep_copyright
+            codecs.keep_copyright,
+            codecs.passthrough,
+            codecs.svg_passthrough
         );
         Ok(Settings {
             listen: c.server.listen,

@@ -121,3 +121,60 @@ impl fmt::Display for Format {
         f.write_str(self.name())
     }
 }
+
+/// A set of formats (`source.passthrough`), small and `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FormatSet(u32);
+
+impl FormatSet {
+    fn bit(format: Format) -> u32 {
+        let i = Format::ALL.iter().position(|f| *f == format).unwrap_or(0);
+        1 << i
+    }
+
+    pub fn insert(&mut self, format: Format) {
+        self.0 |= FormatSet::bit(format);
+    }
+
+    pub fn contains(self, format: Format) -> bool {
+        self.0 & FormatSet::bit(format) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for FormatSet {
+    /// The names, comma-separated, in [`Format::ALL`] order.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Format::ALL
+            .into_iter()
+            .filter(|x| self.contains(*x))
+            .map(Format::name)
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_mimes_round_trip_and_sets_hold_what_was_inserted() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.name()), Some(f));
+            assert_eq!(Format::from_mime(f.mime()), Some(f));
+        }
+        assert_eq!(Format::from_name("jpg"), Some(Format::Jpeg));
+        assert_eq!(Format::from_name("pdf"), None);
+        let mut set = FormatSet::default();
+        assert!(set.is_empty());
+        set.insert(Format::Svg);
+        set.insert(Format::Heic);
+        assert!(set.contains(Format::Svg) && set.contains(Format::Heic));
+        assert!(!set.contains(Format::Jpeg));
+        assert_eq!(set.to_string(), "heic,svg");
+    }
+}

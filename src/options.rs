@@ -164,6 +164,21 @@ const DPR_MAX: u64 = 4 * DPR_SCALE;
 const DPR_MAX_DECIMALS: usize = 3;
 
 impl Transform {
+    /// Whether the transform keeps the source's pixels as they are: no size, crop, trim,
+    /// rotation, flip, filter or frame option (`fit`, gravity and background change nothing
+    /// without a size; quality and format only the encoding). For `source.passthrough`.
+    pub fn keeps_pixels(&self) -> bool {
+        self.width.is_none()
+            && self.height.is_none()
+            && self.rotation == Rotation::default()
+            && self.flip == Flip::default()
+            && self.crop.is_none()
+            && self.trim.is_none()
+            && self.blur.is_none()
+            && self.sharpen.is_none()
+            && self.page.is_none()
+    }
+
     /// The asked-for quality, or `default` when `q_` was not given.
     pub fn quality_or(&self, default: u8) -> u8 {
         self.quality.unwrap_or(default)

@@ -33,7 +33,7 @@ mod trim;
 
 use std::time::{Duration, Instant};
 
-use crate::format::Format;
+use crate::format::{Format, FormatSet};
 use crate::layout::{self, LayoutError, Rect};
 use crate::options::{CropRect, Fit, FormatChoice, Gravity, Transform};
 
@@ -98,6 +98,12 @@ pub struct Codecs {
     pub avif: AvifSettings,
     /// Copy the source's EXIF `Artist` and `Copyright` into the output (`output.keep_copyright`).
     pub keep_copyright: bool,
+    /// Sources in these formats are served as they are when the transform keeps their size
+    /// and format (`source.passthrough`).
+    pub passthrough: FormatSet,
+    /// An SVG is served sanitised, as SVG, when the transform keeps its size and format
+    /// (`output.svg_passthrough`).
+    pub svg_passthrough: bool,
 }
 
 impl Default for Codecs {
@@ -107,6 +113,8 @@ impl Default for Codecs {
             progressive_dc: true,
             avif: AvifSettings::default(),
             keep_copyright: false,
+            passthrough: FormatSet::default(),
+            svg_passthrough: false,
         }
     }
 }
@@ -347,6 +355,53 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
     })
 }
 
+/// `source.passthrough` and `output.svg_passthrough`: the source as it is (an SVG sanitised)
+/// when its format is listed and the transform asks for no change of size or format. `None`
+/// when the source goes through the pipeline.
+fn pass_through(
+    bytes: &[u8],
+    req: &Request<'_>,
+    limits: &Limits,
+) -> Option<Result<Rendered, PipelineError>> {
+    let codecs = &req.codecs;
+    if codecs.passthrough.is_empty() && !codecs.svg_passthrough {
+        return None;
+    }
+    let t = req.transform;
+    let format = codec::sniff(bytes)?.format;
+    let listed = codecs.passthrough.contains(format);
+    let svg = format == Format::Svg && codecs.svg_passthrough;
+    let same_format = t.format.is_none() || t.format == Some(FormatChoice::Fixed(format));
+    if !(listed || svg) || !same_format || !t.keeps_pixels() {
+        return None;
+    }
+    let start = Instant::now();
+    let bytes = if svg && !listed {
+        match codec::sanitize_svg(bytes, limits) {
+            Ok(clean) => clean,
+            Err(e) => return Some(Err(e)),
+        }
+    } else {
+        bytes.to_vec()
+    };
+    // The size when a codec reads the header; 0 when none does (nothing downstream needs it).
+    let (width, height) = probe::probe(&bytes, format, limits)
+        .map(|p| p.oriented_size())
+        .unwrap_or((0, 0));
+    Some(Ok(Rendered {
+        bytes,
+        format,
+        width,
+        height,
+        alpha: false,
+        frames: 1,
+        timings: Timings {
+            encode: start.elapsed(),
+            ..Timings::default()
+        },
+    }))
+}
+
 /// How much larger or smaller than its stored size a vector source is rendered: the size it
 /// is resized to (`target` over the crop), at most `max_source_pixels`; the resize step covers
 /// the rest. 1 for raster sources.
@@ -562,6 +617,11 @@ fn render_inner(
         transform: placeholder.as_ref().unwrap_or(req.transform),
         ..req.clone()
     };
+    if !summarize {
+        if let Some(passed) = pass_through(bytes, req, limits) {
+            return passed.map(|r| (r, None));
+        }
+    }
     let palette_fixed = codec::with_default_palette(bytes);
     let bytes: &[u8] = &palette_fixed;
     let trimmed = resolve_trim(bytes, req, limits)?;

@@ -52,6 +52,11 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static Codec> {
 
 pub(crate) use gif::with_default_palette;
 
+/// An SVG made safe to serve as it is (`output.svg_passthrough`).
+pub(crate) fn sanitize_svg(_bytes: &[u8], _limits: &Limits) -> Result<Vec<u8>, PipelineError> {
+    Err(PipelineError::Unsupported("SVG input".into()))
+}
+
 /// The codec reading `format`, if imgcdn reads it.
 pub(crate) fn get(format: Format) -> Option<&'static Codec> {
     CODECS.iter().find(|c| c.format == format)

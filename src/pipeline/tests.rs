@@ -1589,3 +1589,80 @@ fn render_gif_frame_larger_than_its_screen_counts_against_the_source_limit() {
         "{got:?}"
     );
 }
+
+/// A big-endian EXIF (TIFF) block whose IFD0 holds one Orientation entry.
+fn exif_orientation_block(value: u8) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+    tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
+    tiff.extend_from_slice(&[0, 0, 0, 0]);
+    tiff
+}
+
+/// 4x2 RGB PNG (left half red, right half blue) with an `eXIf` orientation.
+fn png_with_orientation(value: u8) -> Vec<u8> {
+    let row = [0u8, 255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255];
+    let scanlines: Vec<u8> = row.iter().chain(row.iter()).copied().collect();
+    png_raw(
+        4,
+        2,
+        8,
+        2,
+        &[(b"eXIf", exif_orientation_block(value))],
+        &scanlines,
+    )
+}
+
+/// A lossless 4x2 WebP (left half red, right half blue) in a VP8X container with an `EXIF`
+/// chunk holding `value`.
+fn webp_with_orientation(value: u8) -> Vec<u8> {
+    let rgb: Vec<u8> = (0..8)
+        .flat_map(|i| if i % 4 < 2 { [255, 0, 0] } else { [0, 0, 255] })
+        .collect();
+    let simple = webp::Encoder::from_rgb(&rgb, 4, 2)
+        .encode_lossless()
+        .to_vec();
+    // The simple file's only chunk (VP8L) follows the 12-byte RIFF header.
+    let vp8l = &simple[12..];
+    let mut body = b"WEBP".to_vec();
+    let mut vp8x = vec![0x08, 0, 0, 0];
+    vp8x.extend_from_slice(&3u32.to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&1u32.to_le_bytes()[..3]);
+    riff_chunk(&mut body, b"VP8X", &vp8x);
+    body.extend_from_slice(vp8l);
+    riff_chunk(&mut body, b"EXIF", &exif_orientation_block(value));
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn riff_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(kind);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    if data.len() % 2 == 1 {
+        out.push(0);
+    }
+}
+
+#[test]
+fn render_png_and_webp_apply_their_exif_orientation() {
+    for (what, bytes) in [
+        ("png", png_with_orientation(6)),
+        ("webp", webp_with_orientation(6)),
+    ] {
+        let r = ok(&bytes, &with_format(tf(None, None), Format::Png));
+        assert_eq!((r.width, r.height), (2, 4), "{what}");
+        let img = decoded(&r).to_rgb8();
+        // Orientation 6 turns the image 90 degrees clockwise: red (left) ends up on top.
+        assert_px_close(img.get_pixel(0, 0).0, [255, 0, 0], 8);
+        assert_px_close(img.get_pixel(1, 3).0, [0, 0, 255], 8);
+        // Without the tag the stored layout is kept.
+        let plain = match what {
+            "png" => png_with_orientation(1),
+            _ => webp_with_orientation(1),
+        };
+        let r = ok(&plain, &with_format(tf(None, None), Format::Png));
+        assert_eq!((r.width, r.height), (4, 2), "{what}");
+    }
+}

@@ -361,3 +361,30 @@ fn strip_colour_tables(gif: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test]
+async fn passthrough_serves_listed_formats_as_they_are_when_nothing_changes() {
+    let p = proxy(|c| c.source.passthrough = vec!["tiff".into(), "gif".into()]).await;
+    let original = formats_fixture("photo.tiff");
+    for options in ["_", "q_50", "c_fill,g_n"] {
+        let r = p.get(&format!("/img/{options}/formats/photo.tiff")).await;
+        r.assert_ok();
+        assert_eq!(r.header("content-type"), "image/tiff", "{options}");
+        assert_eq!(r.header("x-content-type-options"), "nosniff");
+        assert!(r.header("content-security-policy").contains("sandbox"));
+        assert_eq!(r.body, original, "{options}");
+    }
+    // A size or another format goes through the pipeline.
+    let r = p.get("/img/w_20/formats/photo.tiff").await;
+    assert_eq!(r.header("content-type"), "image/jpeg");
+    let r = p.get("/img/f_png/formats/photo.tiff").await;
+    assert_eq!(r.header("content-type"), "image/png");
+    // A format not listed is transcoded as ever.
+    let r = p.get("/img/_/formats/photo.bmp").await;
+    assert_eq!(r.header("content-type"), "image/jpeg");
+    // Unknown names are a configuration error.
+    let mut c = imgcdn::config::Config::default();
+    c.source.passthrough = vec!["pdf".into()];
+    let err = imgcdn::config::Settings::try_from(c).expect_err("refused");
+    assert!(err.to_string().contains("source.passthrough"), "{err}");
+}
