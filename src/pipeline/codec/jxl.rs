@@ -120,7 +120,9 @@ pub(crate) fn decode(
     let mut buf = len(channels)
         .and_then(alloc_zeroed)
         .ok_or(too_large.clone())?;
-    stream.write_to_buffer::<u8>(&mut buf);
+    if !interleave(&render, width as usize, channels, &mut buf) {
+        stream.write_to_buffer::<u8>(&mut buf);
+    }
     if channels < 3 {
         // Grey (and grey with alpha): repeat the grey sample into R, G and B.
         let mut rgb = len(out_channels).and_then(alloc_zeroed).ok_or(too_large)?;
@@ -141,6 +143,47 @@ pub(crate) fn decode(
         height,
         alpha,
     })
+}
+
+/// The common case written straight from jxl-oxide's planes into `out` (packed samples of
+/// the colour channels, then alpha): no orientation, no spot colours, every plane float and
+/// exactly the image's size. False for anything else, which then goes through jxl-oxide's
+/// general sample stream (several times slower: it maps coordinates and dispatches on the
+/// plane type for every sample). Rounds as that stream does.
+fn interleave(render: &jxl_oxide::Render, width: usize, channels: usize, out: &mut [u8]) -> bool {
+    let (info, extra) = render.extra_channels();
+    if render.orientation() != 1 || info.iter().any(|c| c.is_spot_colour() || c.is_black()) {
+        return false;
+    }
+    let alpha = info.iter().position(|c| c.is_alpha());
+    let planes = render
+        .color_channels()
+        .iter()
+        .chain(alpha.and_then(|i| extra.get(i)))
+        .map(|plane| plane.as_float())
+        .collect::<Option<Vec<_>>>();
+    let Some(planes) = planes else {
+        return false;
+    };
+    let height = out.len() / (width * channels).max(1);
+    if planes.len() != channels
+        || planes
+            .iter()
+            .any(|p| (p.width(), p.height()) != (width, height))
+    {
+        return false;
+    }
+    for (y, row) in out.chunks_exact_mut(width * channels).enumerate() {
+        for (c, plane) in planes.iter().enumerate() {
+            let Some(samples) = plane.try_get_row(y) else {
+                return false;
+            };
+            for (to, v) in row.iter_mut().skip(c).step_by(channels).zip(samples) {
+                *to = (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    true
 }
 
 /// The container's EXIF block (a TIFF header onwards), plain or Brotli-compressed (`brob`),

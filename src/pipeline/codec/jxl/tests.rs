@@ -133,6 +133,42 @@ fn decode_animation_first_frame_and_a_later_one() {
 }
 
 #[test]
+fn interleave_matches_the_sample_stream() {
+    let names = [
+        "lossy",
+        "lossless",
+        "alpha",
+        "jpeg",
+        "orient6",
+        "gray",
+        "anim",
+        "romm-lossless",
+    ];
+    let mut fast = 0;
+    for name in names {
+        let bytes = fixture(&format!("jxl-{name}.jxl"));
+        let mut image = load(&codestream(&bytes).unwrap(), &LIMITS, 1).unwrap();
+        image.request_color_encoding(EnumColourEncoding::srgb(RenderingIntent::Relative));
+        let render = image.render_frame(0).unwrap();
+        let mut stream = render.stream();
+        let (w, h, c) = (
+            stream.width() as usize,
+            stream.height() as usize,
+            stream.channels(),
+        );
+        let mut expected = vec![0u8; w * h * c as usize];
+        stream.write_to_buffer::<u8>(&mut expected);
+        let mut out = vec![0u8; expected.len()];
+        if interleave(&render, w, c as usize, &mut out) {
+            assert!(out == expected, "{name}");
+            fast += 1;
+        }
+    }
+    // All but the oriented image and the lossy one with alpha (an integer alpha plane).
+    assert!(fast >= 3, "{fast}");
+}
+
+#[test]
 fn metadata_exif_plain_and_brotli() {
     let plain = metadata(&fixture("jxl-exif.jxl")).exif.unwrap();
     assert!(plain.starts_with(b"MM\0*"));
@@ -243,4 +279,27 @@ fn deadline_past_is_timeout() {
     };
     let result = decode(&bytes, &probe(&bytes, &LIMITS).unwrap(), &FIRST, &late);
     assert_eq!(result.unwrap_err(), PipelineError::Timeout);
+}
+
+/// Decode times: `JXL_BENCH=a.jxl:b.jxl cargo test --lib pipeline::codec::jxl -- --ignored
+/// --nocapture` (dependencies build at opt-level 2 in test builds; jxl-oxide is one).
+#[test]
+#[ignore = "timing, run by hand"]
+fn decode_time() {
+    let files = std::env::var("JXL_BENCH").unwrap_or_default();
+    for path in files.split(':').filter(|p| !p.is_empty()) {
+        let bytes = std::fs::read(path).unwrap();
+        let header = probe(&bytes, &LIMITS).unwrap();
+        let mut best = Duration::MAX;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let header = probe(&bytes, &LIMITS).unwrap();
+            decode(&bytes, &header, &FIRST, &LIMITS).unwrap();
+            best = best.min(start.elapsed());
+        }
+        println!(
+            "{path}: {}x{} best of 5 {best:.1?}",
+            header.width, header.height
+        );
+    }
 }
