@@ -271,6 +271,41 @@ fn limits_refuse_before_decoding() {
 }
 
 #[test]
+fn icc_profile_declared_too_large_is_refused_before_reading_it() {
+    // The lossless ROMM fixture's header, then an ICC size of 8 MiB (U64: selector 3, twelve
+    // bits, then 8-bit groups each after a continuation bit), LSB first as JPEG XL writes bits.
+    let original = fixture("jxl-romm-lossless.jxl");
+    let mut bits = Bitstream::new(&original);
+    ImageHeader::parse(&mut bits, ()).unwrap();
+    let kept = bits.num_read_bits();
+    let mut out = vec![0u8; original.len()];
+    let mut at = 0;
+    let mut put = |value: u64, n: usize| {
+        for i in 0..n {
+            out[at / 8] |= (((value >> i) & 1) as u8) << (at % 8);
+            at += 1;
+        }
+    };
+    for i in 0..kept {
+        put(u64::from(original[i / 8] >> (i % 8)), 1);
+    }
+    for (value, n) in [(3, 2), (0, 12), (1, 1), (0, 8), (1, 1), (0x08, 8), (0, 1)] {
+        put(value, n);
+    }
+    let result = probe(&out, &LIMITS);
+    assert!(
+        matches!(
+            result,
+            Err(PipelineError::MetadataTooLarge {
+                what: "ICC profile",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
 fn deadline_past_is_timeout() {
     let bytes = fixture("jxl-lossy.jxl");
     let late = Limits {
@@ -301,5 +336,45 @@ fn decode_time() {
             "{path}: {}x{} best of 5 {best:.1?}",
             header.width, header.height
         );
+    }
+}
+
+/// Random byte corruption of every fixture: `JXL_FUZZ=<iterations> cargo test --lib
+/// pipeline::codec::jxl -- --ignored fuzz`. Any result but a panic is fine.
+#[test]
+#[ignore = "slow, run by hand"]
+fn fuzz_random_corruption() {
+    let iterations: u64 = std::env::var("JXL_FUZZ")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let names = [
+        "lossy",
+        "lossless",
+        "alpha",
+        "jpeg",
+        "orient6",
+        "gray",
+        "anim",
+        "romm-lossless",
+        "romm-lossy",
+        "exif",
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..iterations {
+        let name = names[(i % names.len() as u64) as usize];
+        let mut bytes = fixture(&format!("jxl-{name}.jxl"));
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = next() as u8;
+        }
+        let _ = decode_with(&bytes, &FIRST, &LIMITS);
+        metadata(&bytes);
     }
 }
