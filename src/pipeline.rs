@@ -576,7 +576,10 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
     };
     // An animation kept as one: every shaped RGBA frame is held for the encoder, and
     // libwebp's animation encoder keeps an ARGB picture of each beside it.
-    let animated = p.probe.frames > 1 && req.transform.page.is_none() && placeholder.is_none();
+    let animated = p.probe.frames > 1
+        && req.transform.page.is_none()
+        && placeholder.is_none()
+        && animate::reads(p.format);
     let out = if animated {
         let frames = u64::from(p.probe.frames);
         out.saturating_add(px(u64::from(cw), u64::from(ch)).saturating_mul(8 * frames))
@@ -664,7 +667,10 @@ fn render_inner(
         profile: color::bounded(meta.icc),
         clip: t.crop.map(|_| region),
     };
-    let animated = probe.frames > 1 && t.page.is_none() && placeholder.is_none();
+    // Animated JPEG XL (and any other source without an animation decoder) gives its first
+    // frame, or the `page_` one.
+    let animated =
+        probe.frames > 1 && t.page.is_none() && placeholder.is_none() && animate::reads(format);
     if animated {
         let out_format = encode::choose(
             t.format,

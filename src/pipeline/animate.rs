@@ -31,6 +31,11 @@ pub(crate) struct Animation {
 
 /// Decode every frame of `bytes`, shape it with `shaper`, and encode them all as `format`
 /// (WebP or GIF) at `quality`.
+/// Whether sources in `format` can be kept animated (the others give one frame).
+pub(crate) fn reads(format: Format) -> bool {
+    matches!(format, Format::Gif | Format::Webp)
+}
+
 pub(crate) fn render(
     bytes: &[u8],
     probe: &Probe,

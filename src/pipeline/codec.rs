@@ -13,6 +13,7 @@
 mod bitmap;
 mod gif;
 mod jpeg;
+mod jxl;
 mod png;
 mod webp;
 
@@ -30,6 +31,7 @@ pub(crate) static CODECS: &[Codec] = &[
     bitmap::ICO,
     bitmap::QOI,
     bitmap::PNM,
+    jxl::CODEC,
     bitmap::TGA,
     AVIF_PENDING,
 ];
