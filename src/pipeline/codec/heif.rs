@@ -37,8 +37,8 @@ use super::{DecodeAt, Header, Metadata};
 const MAX_ITEMS: usize = 4096;
 /// Most tiles a grid image may have; each is a separate HEVC/AV1 decode.
 const MAX_TILES: usize = 1024;
-/// Most boxes read at one level of our own container walk.
-const MAX_BOXES: usize = 1024;
+/// Most boxes read at one level of our own container walk (an `iinf` holds one per item).
+const MAX_BOXES: usize = MAX_ITEMS + 64;
 
 /// Item types we let libheif see: HEVC and AV1 coded images, the derivations built from them
 /// (grid, identity, overlay, tone-map), and metadata. Anything else (JPEG, JPEG 2000,
@@ -225,6 +225,7 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<HeifContext<'a>, Pipelin
             items.tiles
         )));
     }
+    // libheif must be initialised before a context is made.
     let _ = lib();
     let mut ctx = HeifContext::new().map_err(|e| PipelineError::Internal(e.to_string()))?;
     let mut sec = SecurityLimits::new();
@@ -383,52 +384,50 @@ struct Items {
     tiles: usize,
 }
 
-/// The item table of the top-level `meta` box, bounded by [`MAX_ITEMS`]. A file without one is
-/// left for libheif to refuse.
+/// The item table of the first top-level `meta` box (the one libheif reads), bounded by
+/// [`MAX_ITEMS`]. Fails closed: a file whose `meta` or `iinf` we cannot find, or whose `iinf`
+/// holds fewer entries than it declares, is refused rather than handed to libheif unchecked.
 fn items(bytes: &[u8]) -> Result<Items, PipelineError> {
-    let Some(meta) = boxes(bytes)
-        .find(|(t, _)| t == b"meta")
-        .and_then(|(_, b)| b.get(4..))
-    else {
-        return Ok(Items::default());
+    let corrupt = |what: &str| PipelineError::Corrupt(format!("HEIF {what}"));
+    let meta = first_box(bytes, b"meta")
+        .and_then(|b| b.get(4..))
+        .ok_or_else(|| corrupt("file without a readable meta box"))?;
+    let iinf = first_box(meta, b"iinf").ok_or_else(|| corrupt("meta box without iinf"))?;
+    let primary = first_box(meta, b"pitm")
+        .and_then(|b| full_box_id(b, 4))
+        .map(|(id, _)| id);
+
+    let (count, entries) = match iinf.first() {
+        Some(0) => (read_id(iinf, 4, 2), iinf.get(6..)),
+        _ => (read_id(iinf, 4, 4), iinf.get(8..)),
     };
+    let count = count.ok_or_else(|| corrupt("iinf box too short"))? as usize;
+    if count > MAX_ITEMS {
+        return Err(PipelineError::Unsupported(format!(
+            "HEIF file with {count} items (at most {MAX_ITEMS})"
+        )));
+    }
     let mut infe: Vec<(u32, [u8; 4])> = Vec::new();
-    let mut dimg: Vec<(u32, usize)> = Vec::new();
-    let mut primary = None;
-    for (typ, body) in boxes(meta) {
-        match &typ {
-            b"pitm" => primary = full_box_id(body, 4).map(|(id, _)| id),
-            b"iinf" => {
-                let skip = if body.first() == Some(&0) { 6 } else { 8 };
-                for (_, entry) in
-                    boxes(body.get(skip..).unwrap_or_default()).filter(|(t, _)| t == b"infe")
-                {
-                    if infe.len() >= MAX_ITEMS {
-                        return Err(PipelineError::Unsupported(format!(
-                            "HEIF file with more than {MAX_ITEMS} items"
-                        )));
-                    }
-                    // Versions 2 and 3 carry an item type; older ones describe files, not images.
-                    let (id, at) = full_box_id(entry, 4).unwrap_or((0, 4));
-                    let typ = match entry.first() {
-                        Some(2 | 3) => entry.get(at + 2..at + 6).and_then(|t| t.try_into().ok()),
-                        _ => None,
-                    };
-                    infe.push((id, typ.unwrap_or(*b"????")));
-                }
+    for (_, entry) in boxes(entries.unwrap_or_default()).filter(|(t, _)| t == b"infe") {
+        // Versions 2 and 3 carry an item type; older ones describe files, not images.
+        let (id, at) = full_box_id(entry, 4).unwrap_or((0, 4));
+        let typ = match entry.first() {
+            Some(2 | 3) => entry.get(at + 2..at + 6).and_then(|t| t.try_into().ok()),
+            _ => None,
+        };
+        infe.push((id, typ.unwrap_or(*b"????")));
+    }
+    if infe.len() < count {
+        return Err(corrupt("iinf box with fewer entries than it declares"));
+    }
+
+    let mut tiles = 0usize;
+    if let Some(iref) = first_box(meta, b"iref") {
+        let id_len = if iref.first() == Some(&0) { 2 } else { 4 };
+        for (_, r) in boxes(iref.get(4..).unwrap_or_default()).filter(|(t, _)| t == b"dimg") {
+            if read_id(r, 0, id_len).is_some() && read_id(r, 0, id_len) == primary {
+                tiles = tiles.saturating_add(read_id(r, id_len, 2).unwrap_or(0) as usize);
             }
-            b"iref" => {
-                let id_len = if body.first() == Some(&0) { 2 } else { 4 };
-                for (_, r) in boxes(body.get(4..).unwrap_or_default()).filter(|(t, _)| t == b"dimg")
-                {
-                    if let (Some(from), Some(count)) =
-                        (read_id(r, 0, id_len), read_id(r, id_len, 2))
-                    {
-                        dimg.push((from, count as usize));
-                    }
-                }
-            }
-            _ => {}
         }
     }
     Ok(Items {
@@ -437,12 +436,13 @@ fn items(bytes: &[u8]) -> Result<Items, PipelineError> {
             .iter()
             .find(|(id, _)| Some(*id) == primary)
             .map(|(_, t)| *t),
-        tiles: dimg
-            .iter()
-            .filter(|(from, _)| Some(*from) == primary)
-            .map(|(_, n)| n)
-            .sum(),
+        tiles,
     })
+}
+
+/// The body of the first box of type `typ` in `data`.
+fn first_box<'a>(data: &'a [u8], typ: &[u8; 4]) -> Option<&'a [u8]> {
+    boxes(data).find(|(t, _)| t == typ).map(|(_, b)| b)
 }
 
 /// A full box's item id after the version/flags word: 16 bits in version 0 (and version 2 of
@@ -802,6 +802,43 @@ mod tests {
             probe(&bytes, &LIMITS),
             Err(PipelineError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn heif_grid_with_too_many_tiles_is_refused_before_libheif() {
+        let mut bytes = fixture("grid-2x2.avif");
+        let dimg = bytes.windows(4).position(|w| w == b"dimg").unwrap();
+        // iref version 0: dimg, from_item_ID (16 bits), reference_count (16 bits), to_item_IDs.
+        let count = dimg + 6;
+        assert_eq!(&bytes[count..count + 2], &[0, 4]);
+        bytes[count..count + 2].copy_from_slice(&2000u16.to_be_bytes());
+        let err = probe(&bytes, &LIMITS).unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::Unsupported(m) if m.contains("2000 tiles")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn heif_item_table_that_cannot_be_walked_is_refused() {
+        // An iinf declaring more entries than it holds: libheif might read further than we did.
+        let mut bytes = fixture("alpha.avif");
+        let iinf = bytes.windows(4).position(|w| w == b"iinf").unwrap();
+        assert_eq!(bytes[iinf + 4], 0, "iinf version 0: 16-bit entry count");
+        bytes[iinf + 8..iinf + 10].copy_from_slice(&9u16.to_be_bytes());
+        assert!(matches!(
+            probe(&bytes, &LIMITS),
+            Err(PipelineError::Corrupt(_))
+        ));
+        // No meta box at all.
+        let mut bytes = fixture("alpha.avif");
+        let meta = bytes.windows(4).position(|w| w == b"meta").unwrap();
+        bytes[meta..meta + 4].copy_from_slice(b"free");
+        assert!(matches!(
+            probe(&bytes, &LIMITS),
+            Err(PipelineError::Corrupt(_))
+        ));
+        assert_eq!(metadata(&bytes).exif, None);
     }
 
     #[test]
