@@ -12,6 +12,7 @@
 
 mod bitmap;
 mod gif;
+mod heif;
 mod jpeg;
 mod jxl;
 mod png;
@@ -31,21 +32,11 @@ pub(crate) static CODECS: &[Codec] = &[
     bitmap::ICO,
     bitmap::QOI,
     bitmap::PNM,
+    heif::AVIF,
+    heif::HEIC,
     jxl::CODEC,
     bitmap::TGA,
-    AVIF_PENDING,
 ];
-
-/// Sniffed (imgcdn's own output is AVIF) until the HEIF codec lands; refused as unsupported.
-const AVIF_PENDING: Codec = Codec {
-    format: Format::Avif,
-    sniff: |b| matches!(b.get(4..12), Some(b"ftypavif" | b"ftypavis")),
-    probe: |_, _| Err(PipelineError::Unsupported("AVIF input".into())),
-    decode: |_, _, _, _| Err(PipelineError::Unsupported("AVIF input".into())),
-    metadata: |_| Metadata::default(),
-    vector: false,
-    decode_bytes_per_pixel: 8,
-};
 
 /// The codec whose signature starts `bytes`.
 pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static Codec> {

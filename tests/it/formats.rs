@@ -63,6 +63,27 @@ const CASES: &[Case] = &[
         ..case("jxl-romm-lossless.jxl", "jxl-romm-lossless.ref.png", false)
     },
     case("jxl-anim.jxl", "jxl-anim.ref.png", true),
+    // HEIC and AVIF against libheif's heif-convert and libavif's avifdec.
+    case(
+        "heif/photo-exif.heic",
+        "heif/photo-exif.heic.ref.png",
+        false,
+    ),
+    case("heif/alpha.heic", "heif/alpha.heic.ref.png", true),
+    case(
+        "heif/photo-exif.avif",
+        "heif/photo-exif.avif.ref.png",
+        false,
+    ),
+    case("heif/alpha.avif", "heif/alpha.avif.ref.png", true),
+    case("heif/10bit.avif", "heif/10bit.avif.ref.png", false),
+    case(
+        "heif/irot1-imir0.avif",
+        "heif/irot1-imir0.avif.ref.png",
+        false,
+    ),
+    case("heif/grid-2x2.avif", "heif/grid-2x2.avif.ref.png", false),
+    case("heif/anim.avif", "heif/anim.avif.ref.png", true),
 ];
 
 fn formats_fixture(name: &str) -> bytes::Bytes {
@@ -107,7 +128,10 @@ async fn input_only_formats_are_served_as_jpeg_or_png_and_resized() {
     for c in CASES {
         let r = p.get(&format!("/img/w_32/formats/{}", c.file)).await;
         r.assert_ok();
-        let (mime, format) = if c.alpha {
+        // AVIF is an output format too: its own, as for JPEG or PNG sources.
+        let (mime, format) = if c.file.ends_with(".avif") {
+            ("image/avif", image::ImageFormat::Avif)
+        } else if c.alpha {
             ("image/png", image::ImageFormat::Png)
         } else {
             ("image/jpeg", image::ImageFormat::Jpeg)
