@@ -3,10 +3,11 @@
 # config and the sample images. Port 8000, non-root, cache on a volume, config via IMGCDN_* env.
 
 FROM rust:1-bookworm AS build
-# libjpeg-turbo (turbojpeg) is built from its bundled sources with cmake and nasm; rav1e's
-# kernels need nasm too.
+# libjpeg-turbo (turbojpeg) and libheif are built from their bundled sources with cmake (and
+# nasm); rav1e's kernels need nasm too; libheif links Debian's HEVC (libde265) and AV1 (dav1d)
+# decoders, found with pkg-config.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake nasm \
+ && apt-get install -y --no-install-recommends cmake nasm pkg-config libde265-dev libdav1d-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -14,9 +15,10 @@ RUN cargo build --release --locked --bin imgcdn \
  && cp target/release/imgcdn /usr/local/bin/imgcdn
 
 FROM debian:bookworm-slim
-# ca-certificates for https origins; curl only for the health check.
+# ca-certificates for https origins; curl only for the health check; the HEVC and AV1 decoders
+# libheif calls (security updates to them come from apt).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libde265-0 libdav1d6 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 imgcdn \
  && useradd --system --uid 10001 --gid 10001 --home-dir /srv/imgcdn --shell /usr/sbin/nologin imgcdn \
