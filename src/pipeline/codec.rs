@@ -68,3 +68,4 @@ pub(crate) struct Codec {
     /// A vector format: rendered at the output size rather than resized from a bitmap.
     pub vector: bool,
 }
+mod svg;
