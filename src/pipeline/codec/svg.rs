@@ -17,7 +17,9 @@
 //! ignored by usvg).
 #![allow(dead_code)] // until the codec table is wired
 
-use resvg::tiny_skia::{Color, Pixmap, Transform};
+use std::collections::HashMap;
+
+use resvg::tiny_skia::{PixmapMut, Transform};
 use resvg::usvg::{self, roxmltree};
 
 use super::super::{alloc_zeroed, Limits, PipelineError, Pixels};
@@ -32,18 +34,29 @@ const SNIFF_BYTES: usize = 4096;
 const MAX_XML_NODES: u32 = 1_000_000;
 /// Most nodes in the rendered tree, after every `<use>` is expanded and counting each clip
 /// path, mask and pattern once per use. Logos have hundreds; detailed maps tens of thousands.
-const MAX_RENDER_NODES: u64 = 200_000;
+const MAX_RENDER_NODES: u64 = 100_000;
 /// Largest intrinsic side reported by `probe`; larger documents are scaled down to fit
 /// (keeping their aspect ratio): a vector has no pixels to lose.
 const MAX_SIDE: f64 = 16_384.0;
-/// Most pixels painted (each node's clipped area at the output size, summed, filters weighted
-/// per primitive): about a few seconds of tiny-skia on one core.
-const MAX_WORK: f64 = 4e9;
-/// Rows rendered between two deadline checks. resvg lets a filter's layer reach two strip
-/// heights beyond the strip, so blurs up to ~2 strips wide join without seams.
-const STRIP_ROWS: u32 = 128;
+/// Most work in a render, in painted pixels (each node's clipped area at the output size, layers
+/// and filters weighted): resvg manages about 25 million a second on one core, so this is about
+/// the default 10 s job budget; what passes is still stopped by the deadline.
+const MAX_WORK: f64 = 2.5e8;
+/// Work per layer pixel of one filter primitive: a few passes (blurs are 3 box blurs), over a
+/// layer each strip redraws up to 5 strips tall.
+const FILTER_WORK: f64 = 20.0;
+/// Work per pixel of an isolated group's layer (opacity, clip, mask, blend), up to 5 strips tall.
+const LAYER_WORK: f64 = 10.0;
+/// Fewest rows per strip. resvg lets a filter's layer reach two strip heights beyond the
+/// strip, so blurs up to twice this wide join without seams (cheap documents get far taller
+/// strips).
+const MIN_STRIP_ROWS: u32 = 16;
+/// Work per strip aimed for, between two deadline checks: about 50 ms.
+const STRIP_WORK: f64 = 2e6;
+/// Most work in one strip (about 200 ms), so the deadline is never overrun by much more.
+const MAX_STRIP_WORK: f64 = 8e6;
 /// Work of one node in one strip, in painted-pixel equivalents (transforming and clipping it).
-const NODE_WORK: f64 = 200.0;
+const NODE_WORK: f64 = 50.0;
 
 /// True when, after an optional BOM, whitespace, `<?xml …?>`, comments and a `<!DOCTYPE svg …>`,
 /// the first element of the first 4 KiB is `<svg`. An HTML page never starts that way.
@@ -132,19 +145,17 @@ pub(crate) fn decode(
             limit: limits.max_decode_bytes,
         },
     )?;
-    let mut pixmap = Pixmap::new(width, strip.min(height))
-        .ok_or_else(|| PipelineError::Internal("SVG strip pixmap".into()))?;
     let row_bytes = width as usize * 4;
+    let scale = Transform::from_scale(sx, sy);
+    // Each strip is drawn straight into its rows of the output (zeroed: transparent black).
     for (index, rows) in buf.chunks_mut(row_bytes * strip as usize).enumerate() {
         limits.check_deadline()?;
+        let count = (rows.len() / row_bytes) as u32;
+        let mut pixmap = PixmapMut::from_bytes(rows, width, count)
+            .ok_or_else(|| PipelineError::Internal("SVG strip pixmap".into()))?;
         let top = index as f32 * strip as f32;
-        pixmap.fill(Color::TRANSPARENT);
-        let transform = Transform::from_scale(sx, sy).post_translate(0.0, -top);
-        resvg::render(&tree, transform, &mut pixmap.as_mut());
-        for (out, px) in rows.chunks_exact_mut(4).zip(pixmap.pixels()) {
-            let c = px.demultiply();
-            out.copy_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
-        }
+        resvg::render(&tree, scale.post_translate(0.0, -top), &mut pixmap);
+        demultiply(rows);
     }
     limits.check_deadline()?;
     Ok(Pixels {
@@ -153,6 +164,19 @@ pub(crate) fn decode(
         height,
         alpha: true,
     })
+}
+
+/// tiny-skia's premultiplied RGBA to straight alpha, in place (its own rounding).
+fn demultiply(rgba: &mut [u8]) {
+    for px in rgba.chunks_exact_mut(4) {
+        let a = px[3];
+        if a != 0 && a != 255 {
+            let a = f32::from(a) / 255.0;
+            for c in &mut px[..3] {
+                *c = (f32::from(*c) / a + 0.5) as u8;
+            }
+        }
+    }
 }
 
 /// SVG carries no EXIF, and its colours are sRGB.
@@ -191,6 +215,10 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<usvg::Tree, PipelineError> {
     };
     let doc = roxmltree::Document::parse_with_options(text, xml)
         .map_err(|e| PipelineError::Corrupt(format!("SVG: {e}")))?;
+    // usvg would expand a `<use>` bomb up to its own cap of a million nodes (~70 MB) first.
+    if expanded_elements(&doc) > MAX_RENDER_NODES {
+        return Err(too_complex(0, 0, limits));
+    }
     let tree = usvg::Tree::from_xmltree(&doc, &options()).map_err(|e| match e {
         usvg::Error::ElementsLimitReached
         | usvg::Error::ParsingFailed(roxmltree::Error::NodesLimitReached) => {
@@ -242,6 +270,52 @@ fn check_entities(text: &str) -> Result<(), PipelineError> {
     Ok(())
 }
 
+/// Elements of the document once every `<use>` is replaced by what it references, each
+/// element's expanded size computed once; anything deeper than usvg's own nesting limit of
+/// 1024 counts as over the cap. A `<use>` that references its own ancestor counts 0 (usvg
+/// skips it).
+fn expanded_elements(doc: &roxmltree::Document) -> u64 {
+    let ids: HashMap<&str, roxmltree::NodeId> = doc
+        .descendants()
+        .filter_map(|n| Some((n.attribute("id")?, n.id())))
+        .collect();
+    let mut sizes = HashMap::new();
+    expanded(doc.root_element(), &ids, &mut sizes, 0)
+}
+
+fn expanded(
+    node: roxmltree::Node,
+    ids: &HashMap<&str, roxmltree::NodeId>,
+    sizes: &mut HashMap<roxmltree::NodeId, u64>,
+    depth: u32,
+) -> u64 {
+    const OVER: u64 = MAX_RENDER_NODES + 1;
+    if depth > 1024 {
+        return OVER;
+    }
+    if let Some(&size) = sizes.get(&node.id()) {
+        return size;
+    }
+    sizes.insert(node.id(), 0);
+    let mut size = 1;
+    for child in node.children().filter(|c| c.is_element()) {
+        size = (size + expanded(child, ids, sizes, depth + 1)).min(OVER);
+    }
+    if node.has_tag_name("use") {
+        let href = node
+            .attribute("href")
+            .or_else(|| node.attribute(("http://www.w3.org/1999/xlink", "href")));
+        let target = href
+            .and_then(|h| h.strip_prefix('#'))
+            .and_then(|id| ids.get(id));
+        if let Some(target) = target.and_then(|&id| node.document().get_node(id)) {
+            size = (size + expanded(target, ids, sizes, depth + 1)).min(OVER);
+        }
+    }
+    sizes.insert(node.id(), size);
+    size
+}
+
 /// Nodes of `group`, its descendants and the clip paths, masks, patterns and filters they
 /// use, counted once per use; stops counting past [`MAX_RENDER_NODES`].
 fn count_nodes(group: &usvg::Group, mut count: u64) -> u64 {
@@ -278,8 +352,13 @@ fn measure(group: &usvg::Group, view: usvg::Rect, sx: f64, sy: f64, depth: u32, 
         match node {
             usvg::Node::Group(g) => {
                 let primitives: usize = g.filters().iter().map(|f| f.primitives().len()).sum();
-                // Filters run over the layer a few times per primitive (blurs are 3 box passes).
-                cost.pixels += area(g.abs_layer_bounding_box().to_rect()) * 4.0 * primitives as f64;
+                // Each strip redraws a filter's layer up to 5 strips tall (resvg's clip).
+                let layer = area(g.abs_layer_bounding_box().to_rect());
+                cost.pixels += layer * FILTER_WORK * primitives as f64;
+                if g.should_isolate() {
+                    // A layer allocated, drawn into and composited back.
+                    cost.pixels += area(g.abs_layer_bounding_box().to_rect()) * LAYER_WORK;
+                }
                 let depth = depth + u32::from(g.should_isolate());
                 measure(g, view, sx, sy, depth, cost);
             }
@@ -290,8 +369,10 @@ fn measure(group: &usvg::Group, view: usvg::Rect, sx: f64, sy: f64, depth: u32, 
     }
 }
 
-/// Rows per strip: [`STRIP_ROWS`], fewer when nested layers (each up to 5 x 5 strips, as
-/// resvg clips them) would pass `max_decode_bytes`; refuses a render over [`MAX_WORK`].
+/// Rows per strip: as many as fit [`STRIP_WORK`] (so the deadline is checked often enough),
+/// at least [`MIN_STRIP_ROWS`], and fewer when nested layers (each up to 5 x 5 strips, as
+/// resvg clips them) would pass `max_decode_bytes`. Refuses a render whose whole work would
+/// pass [`MAX_WORK`], or one strip's [`MAX_STRIP_WORK`].
 fn strip_rows(
     tree: &usvg::Tree,
     sx: f32,
@@ -305,21 +386,27 @@ fn strip_rows(
         .ok_or_else(|| PipelineError::Corrupt("SVG has no size".into()))?;
     let mut cost = Cost::default();
     measure(tree.root(), view, sx.into(), sy.into(), 1, &mut cost);
+    let per_row = cost.pixels / f64::from(height);
     // Every node is transformed and clipped again in each strip.
-    let strips = f64::from(height.div_ceil(STRIP_ROWS));
-    if cost.pixels + cost.nodes * strips * NODE_WORK > MAX_WORK {
-        return Err(too_complex(width, height, limits));
-    }
-    let per_row = 25 * u64::from(width) * 4 * u64::from(cost.layers.max(1));
-    let rows = (limits.max_decode_bytes / per_row.max(1)).min(u64::from(STRIP_ROWS));
-    if rows < 16 {
+    let per_strip = cost.nodes * NODE_WORK;
+    let by_work = ((STRIP_WORK - per_strip).max(0.0) / per_row.max(1.0)).max(MIN_STRIP_ROWS.into());
+    let layer_row_bytes = 25 * u64::from(width) * 4 * u64::from(cost.layers.max(1));
+    let by_memory = limits.max_decode_bytes / layer_row_bytes.max(1);
+    if by_memory < u64::from(MIN_STRIP_ROWS) {
         return Err(PipelineError::DecodeTooLarge {
             width,
             height,
             limit: limits.max_decode_bytes,
         });
     }
-    Ok(rows as u32)
+    let rows = (by_work as u64).min(by_memory).min(height.into()).max(1) as u32;
+    let strips = f64::from(height.div_ceil(rows));
+    if cost.pixels + per_strip * strips > MAX_WORK
+        || per_row * f64::from(rows) + per_strip > MAX_STRIP_WORK
+    {
+        return Err(too_complex(width, height, limits));
+    }
+    Ok(rows)
 }
 
 /// The intrinsic size rounded up, at least 1x1, scaled down to fit [`MAX_SIDE`] per side and
@@ -354,8 +441,16 @@ fn output_size(header: &Header, scale: f64, limits: &Limits) -> Result<(u32, u32
     } else {
         1.0
     };
-    let w = (f64::from(header.width) * scale).ceil().max(1.0);
-    let h = (f64::from(header.height) * scale).ceil().max(1.0);
+    // Rounded up, but 120 x (2000 / 120) is 2000, not 2001.
+    let up = |v: f64| {
+        if (v - v.round()).abs() < 1e-6 {
+            v.round()
+        } else {
+            v.ceil()
+        }
+    };
+    let w = up(f64::from(header.width) * scale).max(1.0);
+    let h = up(f64::from(header.height) * scale).max(1.0);
     let (width, height) = (w.min(u32::MAX as f64) as u32, h.min(u32::MAX as f64) as u32);
     if w * h > limits.max_source_pixels as f64 {
         return Err(PipelineError::SourceTooLarge {

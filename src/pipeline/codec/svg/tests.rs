@@ -183,7 +183,7 @@ fn decode_in_strips_equals_one_render() {
         <path d="M0 0 L100 1000" stroke="blue" stroke-width="3"/></svg>"##;
     let p = render(svg, 2.0).unwrap();
     let tree = parse(svg, &LIMITS).unwrap();
-    let mut whole = Pixmap::new(200, 2000).unwrap();
+    let mut whole = resvg::tiny_skia::Pixmap::new(200, 2000).unwrap();
     resvg::render(&tree, Transform::from_scale(2.0, 2.0), &mut whole.as_mut());
     let whole: Vec<u8> = whole
         .pixels()
@@ -345,29 +345,55 @@ fn costly_render_is_refused_before_rendering() {
     );
 }
 
-#[test]
-fn slow_render_stops_at_the_deadline() {
+/// A tall document, light per row but long in all: 200 blurred discs down 100 x 4000.
+fn tall_blurred() -> String {
     let mut svg = String::from(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><filter id="b"><feGaussianBlur stdDeviation="3"/></filter>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="4000"><filter id="b"><feGaussianBlur stdDeviation="3"/></filter>"##,
     );
-    for i in 0..60 {
+    for i in 0..200 {
         svg += &format!(
-            r##"<circle cx="{}" cy="50" r="45" fill="red" filter="url(#b)"/>"##,
-            i % 100
+            r##"<circle cx="50" cy="{}" r="30" fill="red" filter="url(#b)"/>"##,
+            i * 20
         );
     }
-    svg += "</svg>";
+    svg + "</svg>"
+}
+
+#[test]
+fn slow_render_stops_at_the_deadline() {
+    let svg = tall_blurred();
     let header = probe(svg.as_bytes(), &LIMITS).unwrap();
     let deadline = Instant::now() + Duration::from_millis(50);
     let limits = Limits {
         deadline: Some(deadline),
         ..LIMITS
     };
-    let result = decode(svg.as_bytes(), &header, &at(20.0), &limits);
+    let result = decode(svg.as_bytes(), &header, &at(2.0), &limits);
     let late = Instant::now().saturating_duration_since(deadline);
     eprintln!("timed out {late:?} after the deadline");
     assert_eq!(result.unwrap_err(), PipelineError::Timeout);
     assert!(late < Duration::from_millis(500), "{late:?} late");
+}
+
+#[test]
+fn dense_render_is_refused_before_rendering() {
+    // 60 full-size blurred discs: each 16-row strip alone would take about half a second.
+    let mut svg = String::from(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><filter id="b"><feGaussianBlur stdDeviation="3"/></filter>"##,
+    );
+    for i in 0..60 {
+        svg += &format!(
+            r##"<circle cx="{}" cy="50" r="45" fill="red" filter="url(#b)"/>"##,
+            i
+        );
+    }
+    svg += "</svg>";
+    let header = probe(svg.as_bytes(), &LIMITS).unwrap();
+    let result = decode(svg.as_bytes(), &header, &at(4.0), &LIMITS);
+    assert!(
+        matches!(result, Err(PipelineError::DecodeTooLarge { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -465,10 +491,93 @@ fn timing() {
     ] {
         let header = probe(svg, &LIMITS).unwrap();
         let started = Instant::now();
-        let runs = 20;
+        let runs = 5;
         for _ in 0..runs {
             decode(svg, &header, &at(scale), &LIMITS).unwrap();
         }
         eprintln!("{name}: {:?} per render", started.elapsed() / runs);
+        let tree = parse(svg, &LIMITS).unwrap();
+        let (w, h) = output_size(&header, scale, &LIMITS).unwrap();
+        let started = Instant::now();
+        let mut whole = resvg::tiny_skia::Pixmap::new(w, h).unwrap();
+        let s = w as f32 / tree.size().width();
+        resvg::render(&tree, Transform::from_scale(s, s), &mut whole.as_mut());
+        eprintln!("{name}: one resvg::render {:?}", started.elapsed());
+        let started = Instant::now();
+        demultiply(whole.data_mut());
+        eprintln!("{name}: demultiply {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn use_chains_within_the_cap_still_render() {
+    // Three levels of ten: 10^3 paths, under the caps.
+    let svg = use_bomb(3);
+    let p = render(svg.as_bytes(), 1.0).unwrap();
+    assert!(!transparent(&p));
+}
+
+#[test]
+fn deep_xml_nesting_is_refused_without_overflowing_the_stack() {
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" height=\"1\">{}{}</svg>",
+        "<g>".repeat(200_000),
+        "</g>".repeat(200_000)
+    );
+    assert!(matches!(
+        probe(svg.as_bytes(), &LIMITS),
+        Err(PipelineError::DecodeTooLarge { .. })
+    ));
+}
+
+/// Prints estimated work against measured time, to calibrate `MAX_WORK` and `STRIP_WORK`.
+#[test]
+#[ignore]
+fn calibrate() {
+    let mut blurred = String::from(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><filter id="b"><feGaussianBlur stdDeviation="3"/></filter>"##,
+    );
+    let mut paths =
+        String::from(r##"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">"##);
+    for i in 0..60 {
+        blurred += &format!(
+            r##"<circle cx="{}" cy="50" r="45" fill="red" filter="url(#b)"/>"##,
+            i % 100
+        );
+    }
+    for i in 0..20_000 {
+        paths += &format!(
+            r##"<path d="M{} {} l30 5 l-10 20 z" fill="#{:06x}" opacity="0.5"/>"##,
+            i % 90,
+            (i / 90) % 90,
+            i * 7919 % 0xffffff
+        );
+    }
+    blurred += "</svg>";
+    paths += "</svg>";
+    for (name, svg, scale) in [
+        ("logo 2000", LOGO.to_vec(), 2000.0 / 120.0),
+        ("blurred 400", blurred.into_bytes(), 4.0),
+        ("20k paths 400", paths.into_bytes(), 4.0),
+        ("tall blurred 200x8000", tall_blurred().into_bytes(), 2.0),
+    ] {
+        let header = probe(&svg, &LIMITS).unwrap();
+        let tree = parse(&svg, &LIMITS).unwrap();
+        let (w, h) = output_size(&header, scale, &LIMITS).unwrap();
+        let size = tree.size();
+        let (sx, sy) = (w as f32 / size.width(), h as f32 / size.height());
+        let view = usvg::Rect::from_xywh(0.0, 0.0, size.width(), size.height()).unwrap();
+        let mut cost = Cost::default();
+        measure(tree.root(), view, sx.into(), sy.into(), 1, &mut cost);
+        let rows = strip_rows(&tree, sx, sy, w, h, &LIMITS);
+        let started = Instant::now();
+        let r = decode(&svg, &header, &at(scale), &LIMITS);
+        eprintln!(
+            "{name}: nodes {} pixels {:.3e} rows {rows:?} -> {:?} in {:?}",
+            cost.nodes,
+            cost.pixels,
+            r.map(|p| p.width),
+            started.elapsed()
+        );
     }
 }
