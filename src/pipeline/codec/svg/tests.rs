@@ -488,6 +488,7 @@ fn timing() {
     for (name, svg, scale) in [
         ("logo 300px", LOGO, 2.5),
         ("logo 2000px", LOGO, 2000.0 / 120.0),
+        ("logo 4200px (12 MP)", LOGO, 35.0),
     ] {
         let header = probe(svg, &LIMITS).unwrap();
         let started = Instant::now();
