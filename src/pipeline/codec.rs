@@ -16,6 +16,7 @@ mod heif;
 mod jpeg;
 mod jxl;
 mod png;
+mod svg;
 mod webp;
 
 use super::{JpegDecoder, Limits, PipelineError, Pixels};
@@ -35,6 +36,7 @@ pub(crate) static CODECS: &[Codec] = &[
     heif::AVIF,
     heif::HEIC,
     jxl::CODEC,
+    svg::CODEC,
     bitmap::TGA,
 ];
 
@@ -45,10 +47,7 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static Codec> {
 
 pub(crate) use gif::with_default_palette;
 
-/// An SVG made safe to serve as it is (`output.svg_passthrough`).
-pub(crate) fn sanitize_svg(_bytes: &[u8], _limits: &Limits) -> Result<Vec<u8>, PipelineError> {
-    Err(PipelineError::Unsupported("SVG input".into()))
-}
+pub(crate) use svg::sanitize as sanitize_svg;
 
 /// The codec reading `format`, if imgcdn reads it.
 pub(crate) fn get(format: Format) -> Option<&'static Codec> {
@@ -80,10 +79,10 @@ pub(crate) struct DecodeAt {
     pub page: u32,
     /// JPEG DCT shrink factor (1, 2, 4, 8); other codecs may ignore it.
     pub shrink: u32,
-    /// Output size over stored size that the pipeline will resize to (<= 1 when shrinking).
-    /// A vector codec renders at `ceil(width * scale) x ceil(height * scale)` (never larger
-    /// than the stored size the probe reported); raster codecs may ignore it.
-    #[allow(dead_code)] // Read by the vector codec (SVG).
+    /// Output size over stored size that the pipeline will resize to: below 1 when
+    /// shrinking, above 1 when a vector is enlarged (the pipeline keeps the render within
+    /// `max_source_pixels`). A vector codec renders at `ceil(width * scale) x ceil(height *
+    /// scale)`; raster codecs ignore it.
     pub scale: f64,
     /// JPEG: libjpeg-turbo or the Rust decoder, and whether to try the DC-only path.
     pub jpeg_decoder: JpegDecoder,

@@ -84,6 +84,15 @@ const CASES: &[Case] = &[
     ),
     case("heif/grid-2x2.avif", "heif/grid-2x2.avif.ref.png", false),
     case("heif/anim.avif", "heif/anim.avif.ref.png", true),
+    // SVG against librsvg's rsvg-convert (anti-aliasing differs a little).
+    Case {
+        tolerance: 1.5,
+        ..case("logo.svg", "logo.rsvg.png", true)
+    },
+    Case {
+        tolerance: 1.5,
+        ..case("alpha.svg", "alpha.rsvg.png", true)
+    },
 ];
 
 fn formats_fixture(name: &str) -> bytes::Bytes {
@@ -224,8 +233,17 @@ async fn source_limits_apply_to_new_inputs() {
     let p = proxy(|c| c.limits.max_source_pixels = 500).await;
     for c in CASES {
         let r = p.get(&format!("/img/w_20/formats/{}", c.file)).await;
-        r.assert_error(413, "larger than the limit");
+        if c.file.ends_with(".svg") {
+            // A vector has no pixels of its own: it is rendered within the limit instead.
+            r.assert_ok();
+            assert_eq!(r.dims().0, 20);
+        } else {
+            r.assert_error(413, "larger than the limit");
+        }
     }
+    // Rendering a vector larger than the limit is refused like any other output.
+    let r = p.get("/img/w_2000,f_png/formats/logo.svg").await;
+    assert!([413].contains(&r.status), "{} {}", r.status, r.text());
 }
 
 // ---- Lenient JPEG: what libjpeg and browsers show is served; data that ends early is 422.
@@ -436,4 +454,64 @@ async fn passthrough_serves_listed_formats_as_they_are_when_nothing_changes() {
     c.source.passthrough = vec!["pdf".into()];
     let err = imgcdn::config::Settings::try_from(c).expect_err("refused");
     assert!(err.to_string().contains("source.passthrough"), "{err}");
+}
+
+#[tokio::test]
+async fn svg_renders_at_the_output_size_and_loads_nothing_external() {
+    let p = proxy(|_| {}).await;
+    // Rendered at 300 px from the vector (not a 120 px bitmap scaled up), without `up_1`.
+    let r = p.get("/img/w_300,f_png/formats/logo.svg").await;
+    r.assert_ok();
+    let want = image::load_from_memory(&formats_fixture("logo-300.rsvg.png")).expect("ref");
+    assert_eq!(r.dims(), (300, 200));
+    let diff = mean_abs_diff(&r.image(), &want);
+    assert!(diff <= 1.5, "mean difference {diff:.2}");
+    assert_eq!(
+        p.get("/img/w_2000/formats/logo.svg").await.dims(),
+        (2000, 1333)
+    );
+    // External references of every kind reach nothing.
+    let origin = Origin::start(vec![("/x.png", Reply::Body("image/png", alpha_png()))]).await;
+    let svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="40" height="40"><style>@import url("{u}");</style><image href="{u}" width="40" height="40"/><image xlink:href="file:///etc/passwd" width="40" height="40"/><use href="{u}#a"/><rect width="10" height="10" fill="red"/></svg>"#,
+        u = origin.url("/x.png")
+    );
+    let page = Origin::start(vec![(
+        "/e.svg",
+        Reply::Body("image/svg+xml", bytes::Bytes::from(svg)),
+    )])
+    .await;
+    let r = p.get(&format!("/img/f_png/{}", page.url("/e.svg"))).await;
+    r.assert_ok();
+    assert_eq!(r.dims(), (40, 40));
+    assert_eq!(origin.hits(), 0, "the SVG made the server fetch");
+}
+
+#[tokio::test]
+async fn svg_passthrough_serves_a_sanitised_svg_only_when_asked() {
+    let hostile = br#"<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" onload="alert(1)"><script>alert(2)</script><foreignObject width="20" height="20"><div xmlns="http://www.w3.org/1999/xhtml">hi</div></foreignObject><a href="javascript:alert(3)"><rect width="20" height="20" fill="blue"/></a></svg>"#;
+    let origin = Origin::start(vec![(
+        "/h.svg",
+        Reply::Body("image/svg+xml", bytes::Bytes::from_static(hostile)),
+    )])
+    .await;
+    let url = origin.url("/h.svg");
+    // Off by default: rasterised (as PNG: SVG has alpha).
+    let p = proxy(|_| {}).await;
+    let r = p.get(&format!("/img/_/{url}")).await;
+    assert_eq!(r.header("content-type"), "image/png");
+    let p = proxy(|c| c.output.svg_passthrough = true).await;
+    let r = p.get(&format!("/img/_/{url}")).await;
+    r.assert_ok();
+    assert_eq!(r.header("content-type"), "image/svg+xml");
+    assert!(r.header("content-security-policy").contains("sandbox"));
+    let text = r.text().to_lowercase();
+    for bad in ["script", "onload", "javascript", "foreignobject", "alert"] {
+        assert!(!text.contains(bad), "{bad} in {text}");
+    }
+    assert!(text.contains("<svg"), "{text}");
+    // A size still rasterises.
+    let r = p.get(&format!("/img/w_10/{url}")).await;
+    assert_eq!(r.header("content-type"), "image/png");
+    assert_eq!(r.dims(), (10, 10));
 }
