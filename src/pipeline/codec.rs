@@ -169,6 +169,28 @@ mod tests {
         }
     }
 
+    /// The README's format table has exactly one row per codec, naming its `f_` name.
+    #[test]
+    fn readme_format_table_lists_every_codec() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("<!-- formats:")
+            .nth(1)
+            .and_then(|t| t.split("<!-- /formats -->").next())
+            .expect("README has the formats table");
+        let names: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.split('|').nth(2))
+            .map(|c| c.trim().trim_matches('`'))
+            .filter(|c| Format::from_name(c).is_some())
+            .collect();
+        let mut want: Vec<&str> = CODECS.iter().map(|c| c.format.name()).collect();
+        let mut got = names.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "README rows {names:?}");
+    }
+
     #[test]
     fn every_format_has_at_most_one_codec() {
         for f in Format::ALL {
