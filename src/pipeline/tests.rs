@@ -1131,8 +1131,30 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// One small file of every other input format (`tests/fixtures/formats`).
+    const FORMAT_SEEDS: &[&str] = &[
+        "photo.tiff",
+        "alpha16.tiff",
+        "alpha.bmp",
+        "icon.ico",
+        "alpha.qoi",
+        "alpha.pam",
+        "photo-rle.tga",
+        "jxl-lossy.jxl",
+        "jxl-lossless.jxl",
+        "jxl-orient6.jxl",
+        "heif/alpha.heic",
+        "heif/photo-exif.avif",
+        "heif/grid-2x2.avif",
+        "logo.svg",
+    ];
+
     fn seeds() -> Vec<Vec<u8>> {
-        vec![
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/formats/");
+        let files = FORMAT_SEEDS
+            .iter()
+            .map(|f| std::fs::read(format!("{dir}{f}")).expect("format fixture"));
+        let mut seeds = vec![
             tiny_jpeg(24, 16),
             encode_with(&DynamicImage::ImageRgb8(gradient(24, 16)), ImageFormat::Png),
             encode_with(
@@ -1143,11 +1165,13 @@ mod properties {
                 &DynamicImage::ImageRgb8(gradient(24, 16)),
                 ImageFormat::WebP,
             ),
-        ]
+        ];
+        seeds.extend(files);
+        seeds
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(400))]
 
         #[test]
         fn render_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -1156,12 +1180,13 @@ mod properties {
 
         #[test]
         fn render_mutated_images_never_panic(
-            which in 0usize..4,
+            which in any::<prop::sample::Index>(),
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
             cut in any::<prop::sample::Index>(),
             w in 1u32..40,
         ) {
-            let mut bytes = seeds().swap_remove(which);
+            let mut seeds = seeds();
+            let mut bytes = seeds.swap_remove(which.index(seeds.len()));
             for (at, v) in edits {
                 let i = at.index(bytes.len());
                 bytes[i] = v;
