@@ -376,7 +376,13 @@ fn pass_through(
         return None;
     }
     let start = Instant::now();
-    let bytes = if svg && !listed {
+    // Only what imgcdn would read itself goes out, within the same limits (a listed magic
+    // number in front of anything else is no image); an SVG always sanitised.
+    let (width, height) = match probe::probe(bytes, format, limits) {
+        Ok(p) => p.oriented_size(),
+        Err(e) => return Some(Err(e)),
+    };
+    let bytes = if format == Format::Svg {
         match codec::sanitize_svg(bytes, limits) {
             Ok(clean) => clean,
             Err(e) => return Some(Err(e)),
@@ -384,10 +390,6 @@ fn pass_through(
     } else {
         bytes.to_vec()
     };
-    // The size when a codec reads the header; 0 when none does (nothing downstream needs it).
-    let (width, height) = probe::probe(&bytes, format, limits)
-        .map(|p| p.oriented_size())
-        .unwrap_or((0, 0));
     Some(Ok(Rendered {
         bytes,
         format,
@@ -498,11 +500,20 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         Format::Jpeg if p.dc_only => {
             px(w.div_ceil(8), h.div_ceil(8)).saturating_mul(3 + 2 * components)
         }
+        // zune-jpeg: its output, `image`'s copy, and a progressive file's coefficients.
         Format::Jpeg
             if req.codecs.jpeg_decoder == JpegDecoder::Rust
                 || p.probe.jpeg.is_some_and(|j| j.header_warning) =>
         {
-            px(w, h).saturating_mul(6)
+            let coefficients = if p.probe.jpeg.is_some_and(|j| j.progressive) {
+                px(w, h).saturating_mul(2 * components)
+            } else {
+                0
+            };
+            px(w, h)
+                .saturating_mul(6)
+                .saturating_add(coefficients)
+                .saturating_add(bytes.len() as u64)
         }
         Format::Jpeg => {
             let k = u64::from(p.shrink);

@@ -15,7 +15,7 @@ use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
 use super::codec::Header;
 use super::color;
-use super::probe::jpeg_segments;
+use super::probe::{first_scan, jpeg_segments};
 use super::{alloc_zeroed, Limits, PipelineError, Pixels};
 
 /// Most progressive scans we accept; real encoders write at most a few dozen.
@@ -127,17 +127,15 @@ pub(crate) fn decode(
 
 /// libjpeg warnings (`JWRN_*` in jerror.h) after which the image is still whole. Not
 /// "Premature end of JPEG file" nor "premature end of data segment": the data ended early.
+/// (Not "bad Huffman code", "Inconsistent progression sequence" or "too many scanlines":
+/// those lose data too.)
 const TOLERABLE_WARNINGS: &[&str] = &[
-    "Corrupt JPEG data: bad arithmetic code",
-    "Corrupt JPEG data: bad Huffman code",
     "Corrupt JPEG data: bad ICC marker",
     "extraneous bytes before marker",
     "instead of RST",
-    "Inconsistent progression sequence",
     "Invalid SOS parameters for sequential JPEG",
     "Unknown Adobe color transform code",
     "Warning: unknown JFIF revision number",
-    "Application transferred too many scanlines",
 ];
 
 /// Whether `message` (a turbojpeg error) is a libjpeg warning that leaves the image whole.
@@ -145,10 +143,11 @@ pub(crate) fn is_tolerable_warning(message: &str) -> bool {
     TOLERABLE_WARNINGS.iter().any(|w| message.contains(w))
 }
 
-/// `Ok` when the data does not end early: an EOI marker follows the first scan. Entropy-coded
-/// data stuffs every `FF` as `FF 00`, so `FF D9` after the first SOS is a real marker.
+/// `Ok` when the data does not end early: an EOI marker follows the first scan. The scan is
+/// found by walking the header's segments (an `FF DA` inside an EXIF thumbnail is not it);
+/// entropy-coded data stuffs every `FF` as `FF 00`, so `FF D9` after it is a marker.
 pub(crate) fn check_complete(bytes: &[u8]) -> Result<(), PipelineError> {
-    let sos = memchr::memmem::find(bytes, &[0xFF, 0xDA]);
+    let sos = first_scan(bytes);
     let eoi = memchr::memmem::rfind(bytes, &[0xFF, 0xD9]);
     match (sos, eoi) {
         (Some(s), Some(e)) if e > s => Ok(()),

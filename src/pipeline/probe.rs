@@ -172,6 +172,18 @@ pub(crate) fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
 /// only at the headers (where metadata must be). Ends quietly at the first scan, the end, or
 /// a length past the end; junk between segments is skipped. One pass over the header bytes.
 pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    jpeg_markers(bytes).filter_map(|(code, _, segment)| (code != 0xDA).then_some((code, segment)))
+}
+
+/// The offset of the first SOS marker, found by walking the header's segments.
+pub(crate) fn first_scan(bytes: &[u8]) -> Option<usize> {
+    jpeg_markers(bytes).find_map(|(code, at, _)| (code == 0xDA).then_some(at))
+}
+
+/// The header's marker segments as `(code, offset of the marker, payload)`, ending with the
+/// first SOS (with an empty payload) or at EOI, the end, or a length past the end.
+fn jpeg_markers(bytes: &[u8]) -> impl Iterator<Item = (u8, usize, &[u8])> {
+    let mut done = false;
     let mut at = if bytes.starts_with(&[0xFF, 0xD8]) {
         2
     } else {
@@ -198,7 +210,12 @@ pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
                 continue;
             }
             // Start of scan, end of image: no metadata after them.
-            0xDA | 0xD9 => return None,
+            0xD9 => return None,
+            0xDA if !done => {
+                done = true;
+                return Some((0xDA, at, &[][..]));
+            }
+            0xDA => return None,
             _ => {}
         }
         let len = usize::from(u16::from_be_bytes([
@@ -206,8 +223,9 @@ pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
             *bytes.get(at + 3)?,
         ]));
         let segment = bytes.get(at + 4..(at + 2).checked_add(len)?)?;
+        let marker = at;
         at += 2 + len;
-        return Some((code, segment));
+        return Some((code, marker, segment));
     })
 }
 

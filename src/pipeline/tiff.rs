@@ -67,7 +67,12 @@ fn field(tiff: &[u8], tag: u16) -> Option<(Field<'_>, bool)> {
 
 /// The `Orientation` tag (0x0112) of IFD0, as written (1-8 when valid).
 pub(crate) fn orientation(tiff: &[u8]) -> Option<u32> {
-    let (f, le) = field(tiff, 0x0112)?;
+    number(tiff, 0x0112)
+}
+
+/// The first value of a BYTE, SHORT or LONG tag of IFD0.
+pub(crate) fn number(tiff: &[u8], tag: u16) -> Option<u32> {
+    let (f, le) = field(tiff, tag)?;
     let v = f.value;
     match f.kind {
         1 => v.first().map(|&b| u32::from(b)),
@@ -89,6 +94,44 @@ pub(crate) fn orientation(tiff: &[u8]) -> Option<u32> {
         }
         _ => None,
     }
+}
+
+/// How many values IFD0's entry `tag` declares (without reading them), if it has the entry.
+pub(crate) fn declared_count(tiff: &[u8], tag: u16) -> Option<u32> {
+    let le = match tiff.get(0..4)? {
+        b"II*\0" => true,
+        b"MM\0*" => false,
+        _ => return None,
+    };
+    let u16_at = |at: usize| -> Option<u16> {
+        let b = [*tiff.get(at)?, *tiff.get(at.checked_add(1)?)?];
+        Some(if le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    };
+    let b = tiff.get(4..8)?;
+    let b = [b[0], b[1], b[2], b[3]];
+    let ifd = if le {
+        u32::from_le_bytes(b)
+    } else {
+        u32::from_be_bytes(b)
+    } as usize;
+    let count = usize::from(u16_at(ifd)?);
+    (0..count).find_map(|i| {
+        let entry = ifd.checked_add(2 + 12 * i)?;
+        if u16_at(entry)? != tag {
+            return None;
+        }
+        let b = tiff.get(entry + 4..entry + 8)?;
+        let b = [b[0], b[1], b[2], b[3]];
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    })
 }
 
 /// An ASCII tag of IFD0 (e.g. `Artist` 0x013B, `Copyright` 0x8298) without its trailing NULs;

@@ -317,6 +317,16 @@ async fn jpegs_with_libjpeg_warnings_are_served_and_truncated_ones_are_not() {
             "junk then cut",
             insert(good.clone(), sof, b"junk")[..(sos + eoi) / 2].to_vec(),
         ),
+        ("a thumbnail's markers, junk, then cut", {
+            // An APP1 holding a whole little JPEG (its own SOS and EOI) before the frame.
+            let thumb = jpeg(8, 8);
+            let mut app1 = vec![0xFF, 0xE1];
+            app1.extend(u16::try_from(thumb.len() + 2).unwrap().to_be_bytes());
+            app1.extend_from_slice(&thumb);
+            let with = insert(insert(good.clone(), sof, b"junk"), 2, &app1);
+            let cut = with.len() - (eoi - sos) / 2;
+            with[..cut].to_vec()
+        }),
     ];
     let mut routes = Vec::new();
     for (i, (_, bytes)) in cases.iter().chain(truncated.iter()).enumerate() {
@@ -510,6 +520,11 @@ async fn svg_passthrough_serves_a_sanitised_svg_only_when_asked() {
         assert!(!text.contains(bad), "{bad} in {text}");
     }
     assert!(text.contains("<svg"), "{text}");
+    // Listed in source.passthrough, an SVG is sanitised all the same.
+    let listed = proxy(|c| c.source.passthrough = vec!["svg".into()]).await;
+    let r = listed.get(&format!("/img/_/{url}")).await;
+    assert_eq!(r.header("content-type"), "image/svg+xml");
+    assert!(!r.text().to_lowercase().contains("script"), "{}", r.text());
     // A size still rasterises.
     let r = p.get(&format!("/img/w_10/{url}")).await;
     assert_eq!(r.header("content-type"), "image/png");

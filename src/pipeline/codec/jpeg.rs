@@ -108,6 +108,25 @@ fn decode(
         JpegDecoder::Turbo if !header_warning => jpeg::decode(bytes, header, at.shrink, limits),
         JpegDecoder::Turbo | JpegDecoder::Rust => {
             jpeg::check_complete(bytes)?;
+            // zune-jpeg keeps every coefficient of a progressive file (2 bytes each, every
+            // component at full size), beyond what `image`'s limits count.
+            if let Some(info) = header.jpeg.filter(|j| j.progressive) {
+                let components: u64 = match info.colorspace {
+                    Colorspace::Gray => 1,
+                    Colorspace::CMYK | Colorspace::YCCK => 4,
+                    _ => 3,
+                };
+                let coefficients = u64::from(header.width)
+                    .saturating_mul(u64::from(header.height))
+                    .saturating_mul(2 * components);
+                if coefficients > limits.max_decode_bytes {
+                    return Err(PipelineError::DecodeTooLarge {
+                        width: header.width,
+                        height: header.height,
+                        limit: limits.max_decode_bytes,
+                    });
+                }
+            }
             decode::decode(bytes, Format::Jpeg, header, 1, limits)
         }
     }
