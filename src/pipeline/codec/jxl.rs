@@ -299,7 +299,7 @@ fn load(codestream: &[u8], limits: &Limits, keyframes: usize) -> Result<JxlImage
             InitializeResult::Initialized(image) => break image,
         }
     };
-    let (mut counted, mut toc_bytes) = (0, 0u64);
+    let (mut counted, mut toc_bytes, mut area) = (0, 0u64, 0u64);
     loop {
         limits.check_deadline()?;
         let frames = image.num_loaded_frames();
@@ -316,8 +316,24 @@ fn load(codestream: &[u8], limits: &Limits, keyframes: usize) -> Result<JxlImage
         };
         for i in counted..frames {
             toc_bytes += toc(i) as u64 * TOC_ENTRY_BYTES;
+            // Layers and reference frames before a keyframe are each rendered and blended
+            // (a "still" may hold 1000 full-size layers): their summed area is bounded like
+            // an animation's.
+            let (w, h) = image
+                .frame(i)
+                .map_or((0, 0), |f| (f.header().width, f.header().height));
+            area = area.saturating_add(u64::from(w) * u64::from(h));
         }
         counted = frames;
+        if area > limits.max_animation_pixels.max(limits.max_source_pixels) {
+            let size = &image.image_header().size;
+            return Err(PipelineError::AnimationTooLarge {
+                frames: u32::try_from(frames).unwrap_or(u32::MAX),
+                width: size.width,
+                height: size.height,
+                limit: limits.max_animation_pixels,
+            });
+        }
         if toc_bytes + toc(frames) as u64 * TOC_ENTRY_BYTES > limits.max_decode_bytes {
             return Err(too_large());
         }

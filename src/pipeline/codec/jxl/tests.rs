@@ -380,3 +380,25 @@ fn fuzz_random_corruption() {
         metadata(&bytes);
     }
 }
+
+#[test]
+fn layers_loaded_before_a_keyframe_are_bounded_by_their_summed_area() {
+    // Five 48x30 frames: 7200 pixels in all, each within the source limit.
+    let anim = fixture("jxl-anim.jxl");
+    let limits = Limits {
+        max_source_pixels: 2000,
+        max_animation_pixels: 2000,
+        ..LIMITS
+    };
+    let err = decode(
+        &anim,
+        &probe(&anim, &LIMITS).expect("probe"),
+        &DecodeAt { page: 5, ..FIRST },
+        &limits,
+    )
+    .expect_err("refused");
+    assert!(
+        matches!(err, PipelineError::AnimationTooLarge { .. }),
+        "{err}"
+    );
+}
