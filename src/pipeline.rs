@@ -541,7 +541,10 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
             let rendered = (w as f64 * s).ceil() * (h as f64 * s).ceil();
             (rendered as u64).saturating_mul(p.codec.decode_bytes_per_pixel)
         }
-        _ => px(w, h).saturating_mul(p.codec.decode_bytes_per_pixel),
+        // The coded size when it is larger than the shown one (a HEIF `clap` crop).
+        _ => px(w, h)
+            .max(p.probe.frame_pixels)
+            .saturating_mul(p.codec.decode_bytes_per_pixel),
     };
     // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
     // decode above.

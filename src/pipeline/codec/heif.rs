@@ -62,8 +62,9 @@ const MAX_BOXES: usize = MAX_ITEMS + 64;
 /// Item types we let libheif see: HEVC and AV1 coded images, the derivations built from them
 /// (grid, identity, overlay, tone-map), and metadata. Anything else (JPEG, JPEG 2000,
 /// uncompressed, AVC, VVC, masks) is refused before libheif reads the file.
-const ITEM_TYPES: [&[u8; 4]; 10] = [
-    b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"tmap", b"Exif", b"mime", b"uri ", b"rgan",
+/// Overlays (`iovl`) are refused: their canvas size says nothing about what they decode.
+const ITEM_TYPES: [&[u8; 4]; 9] = [
+    b"hvc1", b"av01", b"grid", b"iden", b"tmap", b"Exif", b"mime", b"uri ", b"rgan",
 ];
 
 /// True when the bytes start with an HEIF `ftyp` we read (HEIC or AVIF).
@@ -110,7 +111,9 @@ pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Header, PipelineErr
         height,
         orientation: 1,
         frames: 1,
-        ..Header::default()
+        // A `clap` crop shows less than is decoded: the coded size is what memory is held for.
+        frame_pixels: u64::from(ispe.0) * u64::from(ispe.1),
+        jpeg: None,
     })
 }
 
