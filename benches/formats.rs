@@ -116,6 +116,23 @@ fn with_tool(tool: &str, args: &[&str], png: &[u8], ext: &str) -> Option<Vec<u8>
     bytes
 }
 
+/// A long SVG, light per row: `n` blurred discs down a 100 x 20n document (within the work
+/// estimate, so only the job deadline stops it).
+fn tall_svg(n: usize) -> Vec<u8> {
+    let mut s = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="{}"><filter id="b"><feGaussianBlur stdDeviation="3"/></filter>"##,
+        n * 20
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            r##"<circle cx="50" cy="{}" r="30" fill="red" filter="url(#b)"/>"##,
+            i * 20
+        ));
+    }
+    s.push_str("</svg>");
+    s.into_bytes()
+}
+
 /// A pathological SVG: `n` full-canvas layers, each blurred with a large radius.
 fn pathological_svg(n: usize) -> Vec<u8> {
     let mut s = String::from(
@@ -226,28 +243,49 @@ fn main() {
             logo_path.display()
         );
     }
-    let bad = pathological_svg(200);
-    let transform = options::parse("w_2000,f_png").expect("parse");
-    let req = Request {
-        transform: &transform,
-        accept: Accept::default(),
-        default_quality: 80,
-        codecs: Codecs::default(),
-    };
-    let budget = Duration::from_secs(1);
-    let start = Instant::now();
-    let limits = Limits {
-        deadline: Some(start + budget),
-        ..LIMITS
-    };
-    let result = pipeline::render(&bad, &req, &limits);
-    let took = start.elapsed();
-    println!(
-        "| pathological (200 blurred, dilated 2000 px layers) | w_2000, deadline 1 s | {:.0} | {} |",
-        ms(took),
-        match result {
-            Ok(_) => "rendered".to_string(),
-            Err(e) => e.to_string(),
-        }
-    );
+    let cases = [
+        (
+            "pathological: 200 blurred, dilated 2000 px layers",
+            pathological_svg(200),
+            "w_2000,f_png",
+            1000,
+        ),
+        (
+            "pathological: 1000 blurred discs down 100x20000",
+            tall_svg(1000),
+            "w_100,f_png",
+            200,
+        ),
+    ];
+    for (what, svg, job, budget_ms) in cases {
+        let transform = options::parse(job).expect("parse");
+        let req = Request {
+            transform: &transform,
+            accept: Accept::default(),
+            default_quality: 80,
+            codecs: Codecs::default(),
+        };
+        let start = Instant::now();
+        let limits = Limits {
+            deadline: Some(start + Duration::from_millis(budget_ms)),
+            ..LIMITS
+        };
+        let result = pipeline::render(&svg, &req, &limits);
+        let took = start.elapsed();
+        let unbounded = pipeline::render(&svg, &req, &LIMITS).map(|_| ());
+        let full = start.elapsed() - took;
+        println!(
+            "| {what} | {job}, deadline {budget_ms} ms | {:.0} | {} (without a deadline: {:.0} ms, {}) |",
+            ms(took),
+            match result {
+                Ok(_) => "rendered".to_string(),
+                Err(e) => e.to_string(),
+            },
+            ms(full),
+            match unbounded {
+                Ok(()) => "rendered".to_string(),
+                Err(e) => e.to_string(),
+            }
+        );
+    }
 }
