@@ -16,6 +16,7 @@
 //! No metadata: SVG has no EXIF, and colours are sRGB by definition (ICC `color-profile` is
 //! ignored by usvg).
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use resvg::tiny_skia::{PixmapMut, Transform};
@@ -68,6 +69,23 @@ const STRIP_WORK: f64 = 2e6;
 const MAX_STRIP_WORK: f64 = 8e6;
 /// Work of one node in one strip, in painted-pixel equivalents (transforming and clipping it).
 const NODE_WORK: f64 = 50.0;
+/// Work per pixel of a pattern tile, which resvg allocates, clears and draws for every path it
+/// paints, in every strip.
+const TILE_WORK: f64 = 2.0;
+/// Largest pattern tile resvg may allocate, in bytes (also at most a quarter of
+/// `max_decode_bytes`): a huge `patternTransform` would otherwise ask for a pixmap of
+/// gigabytes and abort the process when the allocation fails.
+const MAX_TILE_BYTES: u64 = 64 << 20;
+/// Most CSS in the `<style>` elements of a document, in bytes.
+const MAX_CSS_BYTES: usize = 64 << 10;
+/// Most compound selectors in one CSS selector (`a b > c` has 3): simplecss matches
+/// descendant and sibling combinators by backtracking, exponential in their number.
+const MAX_COMPOUNDS: usize = 4;
+/// Most selector x element pairs usvg tests (it matches every rule against every element).
+const MAX_SELECTOR_TESTS: u64 = 1_000_000;
+/// Most backtracking steps the selectors can take over the document's ancestors and siblings
+/// (an upper bound, counted per selector and element).
+const MAX_SELECTOR_STEPS: f64 = 2e7;
 
 /// True when, after an optional BOM, whitespace, `<?xml …?>`, comments and a `<!DOCTYPE svg …>`,
 /// the first element of the first 4 KiB is `<svg`. An HTML page never starts that way.
@@ -230,6 +248,9 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<usvg::Tree, PipelineError> {
     if expanded_elements(&doc) > MAX_RENDER_NODES {
         return Err(too_complex(0, 0, limits));
     }
+    // usvg matches every `<style>` rule against every element, inside a parse that has no
+    // deadline.
+    check_stylesheets(&doc)?;
     let tree = usvg::Tree::from_xmltree(&doc, &options()).map_err(|e| match e {
         usvg::Error::ElementsLimitReached
         | usvg::Error::ParsingFailed(roxmltree::Error::NodesLimitReached) => {
@@ -279,6 +300,128 @@ fn check_entities(text: &str) -> Result<(), PipelineError> {
         return Err(refused());
     }
     Ok(())
+}
+
+/// Refuses `<style>` sheets whose selector matching would be slow: more than
+/// [`MAX_CSS_BYTES`] of CSS, a selector of more than [`MAX_COMPOUNDS`] compounds, more than
+/// [`MAX_SELECTOR_TESTS`] selector x element tests, or more than [`MAX_SELECTOR_STEPS`]
+/// backtracking steps.
+fn check_stylesheets(doc: &roxmltree::Document) -> Result<(), PipelineError> {
+    let refused = || PipelineError::Unsupported("SVG stylesheet too complex".into());
+    let mut css = String::new();
+    for style in doc.descendants().filter(|n| n.has_tag_name("style")) {
+        for text in style.descendants().filter_map(|n| n.text()) {
+            if css.len() + text.len() > MAX_CSS_BYTES {
+                return Err(refused());
+            }
+            css.push_str(text);
+            css.push('\n');
+        }
+    }
+    if css.is_empty() {
+        return Ok(());
+    }
+    // How many selectors have 1, 2, 3, 4 compounds.
+    let mut by_compounds = [0u64; MAX_COMPOUNDS];
+    for selector in selectors(&strip_comments(&css)) {
+        match compounds(selector) {
+            0 => {}
+            n if n > MAX_COMPOUNDS => return Err(refused()),
+            n => by_compounds[n - 1] += 1,
+        }
+    }
+    // Each element's fan-out: the ancestors a descendant combinator searches and the earlier
+    // siblings a `~` searches. A selector of n compounds backtracks through at most
+    // C(fan-out, n - 1) combinations per element.
+    // Counted from the parent's and the previous sibling's (document order visits them
+    // first), so a million siblings cost a million steps.
+    let mut fan_outs = vec![(0u32, 0u32); doc.descendants().count()];
+    let mut steps = [0f64; MAX_COMPOUNDS];
+    let mut elements = 0u64;
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        elements += 1;
+        let get =
+            |n: Option<roxmltree::Node>| n.and_then(|n| fan_outs.get(n.id().get_usize()).copied());
+        let depth = get(node.parent()).map_or(0, |(depth, _)| depth + 1);
+        let index = get(node.prev_sibling_element()).map_or(0, |(_, index)| index + 1);
+        if let Some(slot) = fan_outs.get_mut(node.id().get_usize()) {
+            *slot = (depth, index);
+        }
+        let fan_out = f64::from(depth) + f64::from(index);
+        let mut choose = 1.0;
+        for (k, step) in steps.iter_mut().enumerate() {
+            *step += choose;
+            choose = choose * (fan_out - k as f64).max(0.0) / (k + 1) as f64;
+        }
+    }
+    let selectors: u64 = by_compounds.iter().sum();
+    let total: f64 = by_compounds
+        .iter()
+        .zip(steps)
+        .map(|(&count, step)| count as f64 * step)
+        .sum();
+    if selectors.saturating_mul(elements) > MAX_SELECTOR_TESTS || total > MAX_SELECTOR_STEPS {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// The CSS without its `/* … */` comments (an unclosed one runs to the end).
+fn strip_comments(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut rest = css;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        out.push(' ');
+        rest = match rest[start + 2..].find("*/") {
+            Some(end) => &rest[start + 2 + end + 2..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every selector of a stylesheet: the text before each `{` (after the last `}`, `{` or `;`),
+/// split at commas. At-rule preludes (`@media screen`) count as selectors too.
+fn selectors(css: &str) -> impl Iterator<Item = &str> {
+    css.split_inclusive(['{', '}'])
+        .filter_map(|part| {
+            let prelude = part.strip_suffix('{')?;
+            prelude.rsplit(';').next()
+        })
+        .flat_map(|p| p.split(','))
+}
+
+/// Compound selectors in a selector: runs of text between combinators (whitespace, `>`, `+`,
+/// `~`), outside brackets, parentheses and quotes.
+fn compounds(selector: &str) -> usize {
+    let mut count = 0;
+    let mut depth = 0u32;
+    let mut quote = None;
+    let mut in_compound = false;
+    for c in selector.chars() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let combinator = depth == 0 && (c.is_whitespace() || matches!(c, '>' | '+' | '~'));
+        if combinator {
+            in_compound = false;
+        } else if !in_compound {
+            in_compound = true;
+            count += 1;
+        }
+    }
+    count
 }
 
 /// Elements of the document once every `<use>` is replaced by what it references, each
@@ -362,10 +505,21 @@ fn measure(group: &usvg::Group, view: usvg::Rect, sx: f64, sy: f64, depth: u32, 
         cost.nodes += 1.0;
         match node {
             usvg::Node::Group(g) => {
-                let primitives: usize = g.filters().iter().map(|f| f.primitives().len()).sum();
                 // Each strip redraws a filter's layer up to 5 strips tall (resvg's clip).
-                let layer = area(g.abs_layer_bounding_box().to_rect());
-                cost.pixels += layer * FILTER_WORK * primitives as f64;
+                let bbox = g.abs_layer_bounding_box().to_rect();
+                let layer = area(bbox);
+                if layer > 0.0 {
+                    let (gx, gy) = g.abs_transform().get_scale();
+                    let scale = (f64::from(gx) * sx, f64::from(gy) * sy);
+                    let size = (f64::from(bbox.width()) * sx, f64::from(bbox.height()) * sy);
+                    let weight: f64 = g
+                        .filters()
+                        .iter()
+                        .flat_map(|f| f.primitives())
+                        .map(|p| primitive_weight(p.kind(), scale, size))
+                        .sum();
+                    cost.pixels += layer * FILTER_WORK * weight;
+                }
                 if g.should_isolate() {
                     // A layer allocated, drawn into and composited back.
                     cost.pixels += area(g.abs_layer_bounding_box().to_rect()) * LAYER_WORK;
@@ -378,6 +532,81 @@ fn measure(group: &usvg::Group, view: usvg::Rect, sx: f64, sy: f64, depth: u32, 
         }
         node.subroots(|root| measure(root, view, sx, sy, depth + 1, cost));
     }
+}
+
+/// How many times the work of an ordinary filter primitive (a blur: a few passes) one primitive
+/// costs per pixel, at a scale (output pixels per user unit) on a layer `size` pixels large:
+/// feMorphology looks at (2rx+1)(2ry+1) pixels (its radius clamped to the layer),
+/// feTurbulence sums `numOctaves` octaves of 4 noise channels (usvg does not clamp it),
+/// feConvolveMatrix multiplies `orderX x orderY` pixels.
+fn primitive_weight(kind: &usvg::filter::Kind, scale: (f64, f64), size: (f64, f64)) -> f64 {
+    use usvg::filter::Kind;
+    let reads = match kind {
+        Kind::Morphology(m) => {
+            let radius = |r: f32, s: f64, side: f64| (f64::from(r) * s).round().clamp(0.0, side);
+            let rx = radius(m.radius_x().get(), scale.0, size.0);
+            let ry = radius(m.radius_y().get(), scale.1, size.1);
+            (2.0 * rx + 1.0) * (2.0 * ry + 1.0)
+        }
+        Kind::Turbulence(t) => 4.0 * f64::from(t.num_octaves()),
+        Kind::ConvolveMatrix(c) => f64::from(c.matrix().columns()) * f64::from(c.matrix().rows()),
+        _ => 0.0,
+    };
+    // A blur reads about 4 pixels per output pixel per pass.
+    (reads / 4.0).max(1.0)
+}
+
+/// Adds the pixels of every pattern tile resvg allocates when drawing `group` with `transform`
+/// (once per painted path, as resvg does: the pattern rectangle times the scale of the
+/// transform and `patternTransform`, rounded); refuses a tile over [`MAX_TILE_BYTES`] or a
+/// quarter of `max_decode_bytes`.
+fn pattern_tiles(
+    group: &usvg::Group,
+    transform: Transform,
+    limits: &Limits,
+    tiles: &mut f64,
+) -> Result<(), PipelineError> {
+    let cap = MAX_TILE_BYTES.min(limits.max_decode_bytes / 4) as f64;
+    for node in group.children() {
+        match node {
+            usvg::Node::Group(g) => {
+                let transform = transform.pre_concat(g.transform());
+                pattern_tiles(g, transform, limits, tiles)?;
+                let mut result = Ok(());
+                node.subroots(|root| {
+                    if result.is_ok() {
+                        result = pattern_tiles(root, transform, limits, tiles);
+                    }
+                });
+                result?;
+            }
+            usvg::Node::Path(p) => {
+                let paints = [p.fill().map(|f| f.paint()), p.stroke().map(|s| s.paint())];
+                for paint in paints.into_iter().flatten() {
+                    let usvg::Paint::Pattern(pattern) = paint else {
+                        continue;
+                    };
+                    let (px, py) = transform.pre_concat(pattern.transform()).get_scale();
+                    let rect = pattern.rect();
+                    let w = f64::from((rect.width() * px).round());
+                    let h = f64::from((rect.height() * py).round());
+                    // NaN and infinite scales fail this too.
+                    let fits = (w * h * 4.0).partial_cmp(&cap);
+                    if !matches!(fits, Some(Ordering::Less | Ordering::Equal)) {
+                        return Err(PipelineError::DecodeTooLarge {
+                            width: w.clamp(0.0, f64::from(u32::MAX)) as u32,
+                            height: h.clamp(0.0, f64::from(u32::MAX)) as u32,
+                            limit: limits.max_decode_bytes,
+                        });
+                    }
+                    *tiles += w * h;
+                    pattern_tiles(pattern.root(), Transform::from_scale(px, py), limits, tiles)?;
+                }
+            }
+            usvg::Node::Image(_) | usvg::Node::Text(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Rows per strip: as many as fit [`STRIP_WORK`] (so the deadline is checked often enough),
@@ -397,9 +626,16 @@ fn strip_rows(
         .ok_or_else(|| PipelineError::Corrupt("SVG has no size".into()))?;
     let mut cost = Cost::default();
     measure(tree.root(), view, sx.into(), sy.into(), 1, &mut cost);
+    let mut tiles = 0.0;
+    pattern_tiles(
+        tree.root(),
+        Transform::from_scale(sx, sy),
+        limits,
+        &mut tiles,
+    )?;
     let per_row = cost.pixels / f64::from(height);
-    // Every node is transformed and clipped again in each strip.
-    let per_strip = cost.nodes * NODE_WORK;
+    // Every node is transformed and clipped again in each strip, every pattern tile redrawn.
+    let per_strip = cost.nodes * NODE_WORK + tiles * TILE_WORK;
     let by_work = ((STRIP_WORK - per_strip).max(0.0) / per_row.max(1.0)).max(MIN_STRIP_ROWS.into());
     let layer_row_bytes = 25 * u64::from(width) * 4 * u64::from(cost.layers.max(1));
     let by_memory = limits.max_decode_bytes / layer_row_bytes.max(1);

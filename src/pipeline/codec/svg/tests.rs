@@ -581,3 +581,167 @@ fn calibrate() {
         );
     }
 }
+
+/// Runs `f`, asserting it returns within a second (the refusals must never start the slow
+/// work), and reports how long it took.
+fn quickly<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    let took = start.elapsed();
+    eprintln!("{what}: {took:?}");
+    assert!(took < Duration::from_secs(1), "{what} took {took:?}");
+    out
+}
+
+fn svg_500(body: &str) -> String {
+    format!(r##"<svg xmlns="http://www.w3.org/2000/svg" width="500" height="500">{body}</svg>"##)
+}
+
+#[test]
+fn exponential_css_selectors_are_refused_before_usvg() {
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><style>x * * * * * * * * * * * *{{fill:red}}</style>{}<rect width="10" height="10"/>{}</svg>"##,
+        "<g>".repeat(100),
+        "</g>".repeat(100)
+    );
+    assert!(svg.len() < 1024);
+    let refused = PipelineError::Unsupported("SVG stylesheet too complex".into());
+    let result = quickly("13-compound selector, 100 nested groups", || {
+        probe(svg.as_bytes(), &LIMITS)
+    });
+    assert_eq!(result.unwrap_err(), refused);
+    assert_eq!(sanitize(svg.as_bytes(), &LIMITS).unwrap_err(), refused);
+
+    // Within the compound limit, backtracking over 1000 nested groups is still too much.
+    let deep = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><style>x * * *{{fill:red}}</style>{}{}</svg>"##,
+        "<g>".repeat(1000),
+        "</g>".repeat(1000)
+    );
+    let result = quickly("4-compound selector, 1000 nested groups", || {
+        probe(deep.as_bytes(), &LIMITS)
+    });
+    assert_eq!(result.unwrap_err(), refused);
+
+    // Backtracking over earlier siblings.
+    let siblings = svg_500(&format!(
+        "<style>a ~ b ~ c ~ rect{{fill:red}}</style>{}",
+        "<rect/>".repeat(1000)
+    ));
+    let result = quickly("4-compound sibling selector, 1000 siblings", || {
+        probe(siblings.as_bytes(), &LIMITS)
+    });
+    assert_eq!(result.unwrap_err(), refused);
+
+    // Many rules times many elements, and too much CSS.
+    let rules: String = (0..2000).map(|i| format!(".c{i}{{fill:red}}")).collect();
+    let rects = "<rect/>".repeat(1000);
+    let wide = svg_500(&format!("<style>{rules}</style>{rects}"));
+    assert_eq!(probe(wide.as_bytes(), &LIMITS).unwrap_err(), refused);
+    let big = svg_500(&format!("<style>/*{}*/</style>", " ".repeat(70 << 10)));
+    assert_eq!(probe(big.as_bytes(), &LIMITS).unwrap_err(), refused);
+}
+
+#[test]
+fn ordinary_stylesheets_still_render() {
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><style><![CDATA[
+        /* Illustrator */ .a{fill:red} #b rect, g > rect[x~="0"]{stroke:blue}
+        @media screen { .c { fill: lime } }
+    ]]></style><rect class="a" width="10" height="10"/><g id="b"><rect width="1" height="1"/></g></svg>"##;
+    let pixels = render(svg.as_bytes(), 1.0).unwrap();
+    assert_eq!(&pixels.buf[4 * 55..4 * 56], &[255, 0, 0, 255]);
+    assert_eq!(compounds(r#"g > rect[x~="a b"] ~ a:not(.b c)"#), 3);
+    assert_eq!(compounds("  "), 0);
+}
+
+const HUGE_PATTERN: &str = r##"<pattern id="p" width="10" height="10" patternUnits="userSpaceOnUse" patternTransform="scale(10000)"><rect width="10" height="10"/></pattern><rect width="100" height="100" fill="url(#p)"/>"##;
+
+#[test]
+fn huge_pattern_tiles_are_refused() {
+    let svg = svg_500(HUGE_PATTERN);
+    let header = probe(svg.as_bytes(), &LIMITS).unwrap();
+    let result = quickly("100k x 100k pattern tile", || {
+        decode(svg.as_bytes(), &header, &at(1.0), &LIMITS)
+    });
+    assert!(
+        matches!(result, Err(PipelineError::DecodeTooLarge { width, .. }) if width >= 100_000),
+        "{result:?}"
+    );
+    // The same tile nested in a pattern, a mask and a scaled group.
+    let nested = svg_500(&format!(
+        r##"<mask id="m"><g transform="scale(0.5)">{HUGE_PATTERN}</g></mask><rect width="9" height="9" mask="url(#m)"/>"##
+    ));
+    let header = probe(nested.as_bytes(), &LIMITS).unwrap();
+    let result = decode(nested.as_bytes(), &header, &at(1.0), &LIMITS);
+    assert!(
+        matches!(result, Err(PipelineError::DecodeTooLarge { .. })),
+        "{result:?}"
+    );
+    let inner = svg_500(
+        r##"<pattern id="q" width="10" height="10" patternUnits="userSpaceOnUse" patternTransform="scale(100)"><rect width="10" height="10"/></pattern><pattern id="p" width="10" height="10" patternUnits="userSpaceOnUse" patternTransform="scale(100)"><rect width="10" height="10" fill="url(#q)"/></pattern><rect width="100" height="100" fill="url(#p)"/>"##,
+    );
+    let header = probe(inner.as_bytes(), &LIMITS).unwrap();
+    let result = decode(inner.as_bytes(), &header, &at(1.0), &LIMITS);
+    assert!(
+        matches!(result, Err(PipelineError::DecodeTooLarge { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn small_patterns_still_render() {
+    let svg = svg_500(
+        r##"<pattern id="p" width="10" height="10" patternUnits="userSpaceOnUse" patternTransform="scale(2)"><rect width="5" height="10" fill="red"/></pattern><rect width="500" height="500" fill="url(#p)"/>"##,
+    );
+    let pixels = render(svg.as_bytes(), 1.0).unwrap();
+    // Red columns 10 px wide every 20 px.
+    assert_eq!(&pixels.buf[4 * 5..4 * 6], &[255, 0, 0, 255]);
+    assert_eq!(pixels.buf[4 * 15 + 3], 0);
+}
+
+fn filtered_500(primitive: &str) -> String {
+    svg_500(&format!(
+        r##"<filter id="f">{primitive}</filter><rect width="500" height="500" fill="red" filter="url(#f)"/>"##
+    ))
+}
+
+#[test]
+fn costly_filter_primitives_are_refused() {
+    let matrix = vec!["1"; 30 * 30].join(" ");
+    for (what, primitive) in [
+        (
+            "feMorphology radius 500",
+            r#"<feMorphology radius="500"/>"#.to_string(),
+        ),
+        (
+            "feTurbulence 2e9 octaves",
+            r#"<feTurbulence baseFrequency="0.05" numOctaves="2000000000"/>"#.to_string(),
+        ),
+        (
+            "feConvolveMatrix 30 x 30",
+            format!(r#"<feConvolveMatrix order="30" kernelMatrix="{matrix}"/>"#),
+        ),
+    ] {
+        let svg = filtered_500(&primitive);
+        let header = probe(svg.as_bytes(), &LIMITS).unwrap();
+        let result = quickly(what, || decode(svg.as_bytes(), &header, &at(1.0), &LIMITS));
+        assert!(
+            matches!(result, Err(PipelineError::DecodeTooLarge { .. })),
+            "{what}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn ordinary_filters_still_render() {
+    for primitive in [
+        r#"<feGaussianBlur stdDeviation="3"/>"#,
+        r#"<feMorphology radius="2"/>"#,
+        r#"<feTurbulence baseFrequency="0.05" numOctaves="4"/>"#,
+        r#"<feConvolveMatrix order="3" kernelMatrix="1 1 1 1 1 1 1 1 1"/>"#,
+    ] {
+        let svg = filtered_500(primitive);
+        let pixels = render(svg.as_bytes(), 1.0).unwrap();
+        assert!(!transparent(&pixels), "{primitive}");
+    }
+}
