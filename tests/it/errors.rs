@@ -129,17 +129,17 @@ async fn error_not_an_image_is_415() {
             ),
         ),
         (
-            "/svg",
+            "/pdf",
             Reply::Body(
-                "image/svg+xml",
-                bytes::Bytes::from_static(b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>"),
+                "image/png",
+                bytes::Bytes::from_static(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"),
             ),
         ),
         ("/empty", Reply::Body("image/png", bytes::Bytes::new())),
     ])
     .await;
     let p = proxy(|_| {}).await;
-    for path in ["/page", "/svg", "/empty"] {
+    for path in ["/page", "/pdf", "/empty"] {
         p.get(&format!("/img/w_100/{}", origin.url(path)))
             .await
             .assert_error(415, "unsupported-format");
