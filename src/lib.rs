@@ -3,6 +3,7 @@
 //! A request `/img/<options>/<source>` flows one way: [`server`] parses [`options`] and the
 //! [`source`], the [`source::Fetcher`] reads the bytes, the [`pipeline`] renders them on the
 //! bounded [`pool`], and the server answers with cache headers. See `ARCHITECTURE.md`.
+pub mod bucket;
 pub mod cache;
 pub mod config;
 pub mod format;

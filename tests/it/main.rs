@@ -14,6 +14,7 @@ mod images;
 mod lifecycle;
 mod meta;
 mod playground;
+mod s3server;
 mod security;
 mod sources;
 mod support;
