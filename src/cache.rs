@@ -20,6 +20,7 @@ mod flight;
 mod health;
 pub mod key;
 mod room;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,12 +35,15 @@ pub use self::health::DiskHealth;
 use self::health::Health;
 pub use self::key::Key;
 use self::room::{out_of_space, MinFree};
+use self::store::Store;
 
 /// Where a hit came from (for `X-Cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     Memory,
     Disk,
+    /// The shared store (`[store]`): another instance made it.
+    Store,
 }
 
 impl Tier {
@@ -47,6 +51,7 @@ impl Tier {
         match self {
             Tier::Memory => "memory",
             Tier::Disk => "disk",
+            Tier::Store => "store",
         }
     }
 }
@@ -67,6 +72,8 @@ pub struct Settings {
     /// How often the disk tier is checked (cap, free space, a degraded state clearing); it is
     /// walked only when that finds work, or hourly.
     pub sweep_interval: Duration,
+    /// The shared store tier; `None` when `store.url` is empty.
+    pub store: Option<store::Settings>,
 }
 
 #[derive(Clone)]
@@ -78,13 +85,14 @@ struct Stored {
 pub struct Cache {
     memory: moka::future::Cache<Key, Stored>,
     disk: Option<Arc<Disk>>,
+    store: Option<Arc<Store>>,
     health: Arc<Health>,
     settings: Settings,
     /// Purges per source key (absent = 0). Work that started under one generation stores
     /// nothing once the source has been purged since, so a purge is never undone by a render,
     /// fetch or disk-to-memory promotion that was in flight. Grows by one entry per purged
     /// source (an operator action), not with traffic.
-    generations: Mutex<HashMap<Key, u64>>,
+    generations: Arc<Mutex<HashMap<Key, u64>>>,
 }
 
 impl Cache {
@@ -118,12 +126,27 @@ impl Cache {
                 }
             });
         }
+        let generations = Arc::new(Mutex::new(HashMap::new()));
+        let store = settings.store.clone().and_then(|s| {
+            Store::open(s, settings.ttl)
+                .map_err(|e| tracing::error!("store off: {e}"))
+                .ok()
+        });
+        if let Some(store) = &store {
+            let tiers = Tiers {
+                memory: memory.clone(),
+                disk: disk.clone(),
+                generations: generations.clone(),
+            };
+            tokio::spawn(poll_purges(Arc::downgrade(store), tiers));
+        }
         Cache {
             memory,
             disk,
+            store,
             health,
             settings,
-            generations: Mutex::new(HashMap::new()),
+            generations,
         }
     }
 
@@ -165,6 +188,35 @@ impl Cache {
         self.lookup(source, key, true).await
     }
 
+    /// Look a rendition up in the shared store (after [`Cache::get`] missed, inside the
+    /// variant's flight): a hit is copied into memory and onto disk. `None` without a store,
+    /// on a miss, an error, a timeout or an open breaker: the store never fails a request.
+    pub async fn get_shared(&self, source: &Key, key: &Key) -> Option<Arc<Entry>> {
+        self.shared(source, key, false).await
+    }
+
+    /// [`Cache::get_shared`] for the original of `source` (with `store.keep_sources`), copied
+    /// to the tier originals live in.
+    pub async fn get_shared_original(&self, source: &Key) -> Option<Arc<Entry>> {
+        if !self.store.as_ref()?.settings().keep_sources {
+            return None;
+        }
+        self.shared(source, &key::original(source), true).await
+    }
+
+    async fn shared(&self, source: &Key, key: &Key, original: bool) -> Option<Arc<Entry>> {
+        let store = self.store.clone()?;
+        let generation = self.generation(source);
+        let store::Read::Hit(entry) = store.read(source, key, original).await else {
+            return None;
+        };
+        let entry = Arc::new(entry);
+        let memory = !original || self.disk.is_none();
+        self.store_local(source, key, entry.clone(), memory, generation)
+            .await;
+        (self.generation(source) == generation).then_some(entry)
+    }
+
     /// Look the original of `source` up: in memory (where it is without a disk tier, or when
     /// the disk tier refused it), then on disk without copying it to memory.
     pub async fn get_original(&self, source: &Key) -> Option<(Arc<Entry>, Tier)> {
@@ -181,15 +233,49 @@ impl Cache {
     /// Store a rendition in memory and on disk; the disk write has finished when this returns.
     /// Nothing is kept when `source` was purged since `generation` was taken.
     pub async fn put(&self, source: &Key, key: &Key, entry: Arc<Entry>, generation: u64) {
-        self.store(source, key, entry, true, generation).await
+        self.store(source, key, entry, true, generation, false)
+            .await
     }
 
     /// Store the original of `source`: on disk, or in memory when there is no disk tier or the
     /// disk tier cannot take it now.
     pub async fn put_original(&self, source: &Key, entry: Arc<Entry>, generation: u64) {
         let memory = self.disk.is_none();
-        self.store(source, &key::original(source), entry, memory, generation)
-            .await
+        self.store(
+            source,
+            &key::original(source),
+            entry,
+            memory,
+            generation,
+            true,
+        )
+        .await
+    }
+
+    /// Wait for the shared store's upload queue to drain, at most `within` (shutdown, `imgcdn
+    /// warm --offline`); true when nothing is left (or there is no store).
+    pub async fn flush(&self, within: Duration) -> bool {
+        match &self.store {
+            Some(store) => store.flush(within).await,
+            None => true,
+        }
+    }
+
+    /// Wait while the shared store's upload queue is more than half full (`imgcdn warm
+    /// --offline` fills the store and must not have its uploads dropped).
+    pub async fn wait_for_store_room(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let half = (store.settings().queue_entries / 2).max(1) as u64;
+        while store.snapshot().queue_entries > half {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The shared store's counters, for `/metrics`; `None` without a store.
+    pub fn store_snapshot(&self) -> Option<store::Snapshot> {
+        self.store.as_ref().map(|s| s.snapshot())
     }
 
     async fn lookup(&self, source: &Key, key: &Key, memory: bool) -> Option<(Arc<Entry>, Tier)> {
@@ -261,7 +347,28 @@ impl Cache {
         }
     }
 
+    /// Keep `entry` in this instance's tiers, then queue it for the shared store (originals
+    /// only with `store.keep_sources`), unless `source` was purged since `generation`.
     async fn store(
+        &self,
+        source: &Key,
+        key: &Key,
+        entry: Arc<Entry>,
+        memory: bool,
+        generation: u64,
+        original: bool,
+    ) {
+        self.store_local(source, key, entry.clone(), memory, generation)
+            .await;
+        if let Some(store) = &self.store {
+            if self.generation(source) == generation && (!original || store.settings().keep_sources)
+            {
+                store.write(source, key, &entry, original);
+            }
+        }
+    }
+
+    async fn store_local(
         &self,
         source: &Key,
         key: &Key,
@@ -345,11 +452,58 @@ impl Cache {
         }
     }
 
-    /// Remove every entry of `source` (variants and original) from both tiers. The source's
-    /// generation moves first, so work in flight stores nothing afterwards; the disk goes
-    /// before memory, so a concurrent miss cannot copy a disk entry back into memory. `Err`
-    /// when the disk entries could not be removed (they may still be served).
+    /// Remove every entry of `source` (variants and original) from every tier, the shared
+    /// store included (where the purge is logged for the other instances, which apply it to
+    /// their own tiers within `store.purge_poll_s`). The source's generation moves first, so
+    /// work in flight stores nothing afterwards. `Err` when some entries could not be removed
+    /// (they may still be served).
     pub async fn purge(&self, source: &Key) -> Result<(), String> {
+        let tiers = Tiers {
+            memory: self.memory.clone(),
+            disk: self.disk.clone(),
+            generations: self.generations.clone(),
+        };
+        let local = tiers.purge(source).await;
+        let shared = match &self.store {
+            Some(store) => store.purge(source).await,
+            None => Ok(()),
+        };
+        local.and(shared)
+    }
+
+    /// Bytes held on disk (approximate between sweeps); 0 without a disk tier.
+    pub fn disk_usage(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.usage())
+    }
+
+    /// Run a disk sweep now and wait for it (tests and tools).
+    pub async fn sweep_now(&self) -> Option<Sweep> {
+        let disk = self.disk.clone()?;
+        loop {
+            if disk.start_sweep() {
+                let d = disk.clone();
+                return tokio::task::spawn_blocking(move || d.sweep())
+                    .await
+                    .ok()?
+                    .ok();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// This instance's tiers, as the purge-log poller holds them.
+struct Tiers {
+    memory: moka::future::Cache<Key, Stored>,
+    disk: Option<Arc<Disk>>,
+    generations: Arc<Mutex<HashMap<Key, u64>>>,
+}
+
+impl Tiers {
+    /// Remove every entry of `source` from memory and disk. The generation moves first, so
+    /// work in flight stores nothing afterwards; the disk goes before memory, so a concurrent
+    /// miss cannot copy a disk entry back into memory.
+    async fn purge(&self, source: &Key) -> Result<(), String> {
         {
             let mut g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
             *g.entry(*source).or_insert(0) += 1;
@@ -372,24 +526,30 @@ impl Cache {
         }
         result
     }
+}
 
-    /// Bytes held on disk (approximate between sweeps); 0 without a disk tier.
-    pub fn disk_usage(&self) -> u64 {
-        self.disk.as_ref().map_or(0, |d| d.usage())
-    }
-
-    /// Run a disk sweep now and wait for it (tests and tools).
-    pub async fn sweep_now(&self) -> Option<Sweep> {
-        let disk = self.disk.clone()?;
-        loop {
-            if disk.start_sweep() {
-                let d = disk.clone();
-                return tokio::task::spawn_blocking(move || d.sweep())
-                    .await
-                    .ok()?
-                    .ok();
+/// Every `store.purge_poll_s`, apply the purges other instances logged in the shared store to
+/// this instance's tiers. Ends when the store (the cache) is dropped.
+async fn poll_purges(store: std::sync::Weak<Store>, tiers: Tiers) {
+    loop {
+        let Some(every) = store.upgrade().map(|s| s.settings().purge_poll) else {
+            return;
+        };
+        tokio::time::sleep(every).await;
+        let Some(s) = store.upgrade() else {
+            return;
+        };
+        match s.poll_purges().await {
+            Ok(sources) => {
+                for source in sources {
+                    if let Err(e) = tiers.purge(&source).await {
+                        tracing::warn!(key = %source, "fleet purge incomplete: {e}");
+                    } else {
+                        tracing::info!(key = %source, "purged (from the fleet's purge log)");
+                    }
+                }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            Err(e) => tracing::debug!("store purge log: {e}"),
         }
     }
 }
@@ -445,6 +605,7 @@ mod tests {
             min_free_bytes: 0,
             min_free_percent: 0,
             sweep_interval: Duration::from_secs(60),
+            store: None,
         }
     }
 

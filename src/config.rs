@@ -40,6 +40,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub pipeline: PipelineConfig,
     pub cache: CacheConfig,
+    pub store: StoreConfig,
     pub admin: AdminConfig,
     pub security: SecurityConfig,
     pub error: ErrorConfig,
@@ -337,6 +338,72 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[store]`: the shared result store on object storage (off while `url` is empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `s3://<bucket>/<prefix>`, `gs://<bucket>/<prefix>` or `az://<container>/<prefix>`;
+    /// empty turns the store off.
+    pub url: String,
+    /// S3-compatible server (R2, MinIO, Ceph): `https://…`; empty = AWS.
+    pub endpoint: String,
+    /// S3 region; empty = `AWS_REGION`, else `us-east-1`.
+    pub region: String,
+    /// Allow a plain-http endpoint.
+    pub allow_http: bool,
+    /// Static S3 credentials; empty = the standard provider chain (env, web identity, ECS,
+    /// instance role).
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Write with `If-None-Match: *` (first writer wins); false for servers that answer 501.
+    pub conditional_put: bool,
+    /// Budget of one rendition read, a retry included; slower means a miss (render).
+    pub read_timeout_ms: u64,
+    /// Budget of one original read (`keep_sources`).
+    pub original_read_timeout_ms: u64,
+    /// Budget of one upload (in the background, after the response).
+    pub write_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Uploads waiting at most (entries and MiB); more are dropped and counted.
+    pub write_queue_entries: usize,
+    pub write_queue_mb: u64,
+    /// Uploads running at once.
+    pub write_concurrency: usize,
+    /// Also keep fetched originals in the store (one origin fetch per fleet for a srcset).
+    pub keep_sources: bool,
+    /// Consecutive failures that open the breaker (reads become misses, writes are dropped).
+    pub breaker_failures: u32,
+    /// Seconds the breaker stays open before one probe; doubles (to 60) while probes fail.
+    pub breaker_open_s: u64,
+    /// Seconds between reads of the fleet's purge log.
+    pub purge_poll_s: f64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            allow_http: false,
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            conditional_put: true,
+            read_timeout_ms: 300,
+            original_read_timeout_ms: 2000,
+            write_timeout_ms: 10000,
+            connect_timeout_ms: 1000,
+            write_queue_entries: 256,
+            write_queue_mb: 64,
+            write_concurrency: 8,
+            keep_sources: false,
+            breaker_failures: 5,
+            breaker_open_s: 10,
+            purge_poll_s: 10.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -500,6 +567,69 @@ impl Provider for EnvVar {
             None => Err(figment::Error::from(format!("{}: empty key", self.name))),
         }
     }
+}
+
+/// `[store]` validated: `None` when `store.url` is empty. The client is built once here too
+/// (no I/O), so a URL object_store cannot use stops start-up.
+fn store_settings(c: &Config) -> Result<Option<cache::store::Settings>, (&'static str, String)> {
+    let s = &c.store;
+    if s.url.is_empty() {
+        return Ok(None);
+    }
+    let positive = [
+        ("store.read_timeout_ms", s.read_timeout_ms),
+        ("store.original_read_timeout_ms", s.original_read_timeout_ms),
+        ("store.write_timeout_ms", s.write_timeout_ms),
+        ("store.connect_timeout_ms", s.connect_timeout_ms),
+        ("store.write_queue_entries", s.write_queue_entries as u64),
+        ("store.write_queue_mb", s.write_queue_mb),
+        ("store.write_concurrency", s.write_concurrency as u64),
+        ("store.breaker_failures", u64::from(s.breaker_failures)),
+    ];
+    if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        return Err((key, "must be at least 1".into()));
+    }
+    if !(s.purge_poll_s.is_finite() && (0.05..=3600.0).contains(&s.purge_poll_s)) {
+        return Err(("store.purge_poll_s", "must be between 0.05 and 3600".into()));
+    }
+    if s.access_key_id.is_empty() != s.secret_access_key.is_empty() {
+        return Err((
+            "store.access_key_id",
+            "set both access_key_id and secret_access_key, or neither".into(),
+        ));
+    }
+    let endpoint = crate::bucket::Endpoint {
+        endpoint: s.endpoint.clone(),
+        region: s.region.clone(),
+        allow_http: s.allow_http,
+        access_key_id: s.access_key_id.clone(),
+        secret_access_key: s.secret_access_key.clone(),
+        conditional_put: s.conditional_put,
+    };
+    let ms = Duration::from_millis;
+    let settings = cache::store::Settings {
+        url: s.url.clone(),
+        endpoint,
+        connect_timeout: ms(s.connect_timeout_ms),
+        read_timeout: ms(s.read_timeout_ms),
+        original_read_timeout: ms(s.original_read_timeout_ms),
+        write_timeout: ms(s.write_timeout_ms),
+        queue_entries: s.write_queue_entries,
+        queue_bytes: s.write_queue_mb.saturating_mul(MIB),
+        write_concurrency: s.write_concurrency,
+        keep_sources: s.keep_sources,
+        breaker_failures: s.breaker_failures,
+        breaker_open: Duration::from_secs(s.breaker_open_s.max(1)),
+        purge_poll: Duration::from_secs_f64(s.purge_poll_s),
+        settle: ms(c.limits.job_timeout_ms.saturating_add(c.source.timeout_ms)),
+    };
+    let budget = crate::bucket::Budget {
+        connect: settings.connect_timeout,
+        request: settings.write_timeout,
+        retries: 1,
+    };
+    crate::bucket::open(&s.url, &settings.endpoint, budget).map_err(|e| ("store.url", e))?;
+    Ok(Some(settings))
 }
 
 /// Validated configuration, built once at start-up.
@@ -769,6 +899,7 @@ impl TryFrom<Config> for Settings {
                 "each key needs at least 16 characters".into(),
             ));
         }
+        let store = store_settings(&c).map_err(|(key, reason)| invalid(key, reason))?;
         let presets = Presets::new(c.presets.clone(), c.security.only_presets).map_err(
             |(name, reason)| ConfigError::Invalid {
                 key: "presets",
@@ -889,6 +1020,7 @@ impl TryFrom<Config> for Settings {
                 min_free_bytes: c.cache.disk_min_free_mb.saturating_mul(MIB),
                 min_free_percent: c.cache.disk_min_free_percent,
                 sweep_interval: Duration::from_secs(60),
+                store,
             },
             admin_token: (!c.admin.token.is_empty()).then_some(c.admin.token),
             metrics_token: (!c.metrics.token.is_empty()).then_some(c.metrics.token),

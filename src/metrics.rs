@@ -8,7 +8,7 @@
 //! skipped writes, free space).
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::cache::store::Snapshot;
 use crate::cache::DiskHealth;
 
 /// Which handler answered.
@@ -101,6 +102,8 @@ struct StageLabels {
 pub enum Lookup {
     MemoryHit,
     DiskHit,
+    /// Answered from the shared store after memory and disk missed (counted besides the miss).
+    StoreHit,
     Miss,
 }
 
@@ -109,6 +112,7 @@ impl Lookup {
         match self {
             Lookup::MemoryHit => "memory_hit",
             Lookup::DiskHit => "disk_hit",
+            Lookup::StoreHit => "store_hit",
             Lookup::Miss => "miss",
         }
     }
@@ -154,6 +158,110 @@ pub struct Levels {
     pub queued: usize,
     pub workers_busy: usize,
     pub disk: DiskHealth,
+    /// The shared store's counters; `None` without a store.
+    pub store: Option<Snapshot>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// The shared store's families: mirrors of the counters the store keeps.
+struct StoreMetrics {
+    reads: Family<ResultLabels, Counter>,
+    read_seconds: Counter<f64, AtomicU64>,
+    writes: Family<ResultLabels, Counter>,
+    corrupt: Counter,
+    purges: Counter,
+    queue_entries: Gauge,
+    queue_bytes: Gauge,
+    breaker_open: Gauge,
+}
+
+impl StoreMetrics {
+    fn register(registry: &mut Registry) -> StoreMetrics {
+        let m = StoreMetrics {
+            reads: Family::default(),
+            read_seconds: Counter::default(),
+            writes: Family::default(),
+            corrupt: Counter::default(),
+            purges: Counter::default(),
+            queue_entries: Gauge::default(),
+            queue_bytes: Gauge::default(),
+            breaker_open: Gauge::default(),
+        };
+        registry.register(
+            "store_reads",
+            "Shared store reads by result (hit, miss, error; skipped: breaker open)",
+            m.reads.clone(),
+        );
+        registry.register(
+            "store_read_duration_seconds",
+            "Time spent in shared store reads (divide by imgcdn_store_reads_total)",
+            m.read_seconds.clone(),
+        );
+        registry.register(
+            "store_writes",
+            "Shared store uploads by result (ok; dropped: queue full, breaker open, purged)",
+            m.writes.clone(),
+        );
+        registry.register(
+            "store_corrupt",
+            "Shared store objects that failed their check (deleted, made again)",
+            m.corrupt.clone(),
+        );
+        registry.register(
+            "store_purges",
+            "Purges sent to the shared store",
+            m.purges.clone(),
+        );
+        registry.register(
+            "store_write_queue_entries",
+            "Uploads queued or running",
+            m.queue_entries.clone(),
+        );
+        registry.register(
+            "store_write_queue_bytes",
+            "Bytes of the uploads queued or running",
+            m.queue_bytes.clone(),
+        );
+        registry.register(
+            "store_breaker_open",
+            "1 while the shared store's circuit breaker is open (reads miss, writes dropped)",
+            m.breaker_open.clone(),
+        );
+        m
+    }
+
+    fn set(&self, s: Snapshot) {
+        let read_errors = s.errors;
+        for (result, v) in [
+            ("hit", s.hits),
+            ("miss", s.misses),
+            ("error", read_errors),
+            ("skipped", s.skipped),
+        ] {
+            self.reads
+                .get_or_create(&ResultLabels { result })
+                .inner()
+                .store(v, Ordering::Relaxed);
+        }
+        self.read_seconds
+            .inner()
+            .store(s.read_seconds.to_bits(), Ordering::Relaxed);
+        for (result, v) in [("ok", s.writes), ("dropped", s.writes_dropped)] {
+            self.writes
+                .get_or_create(&ResultLabels { result })
+                .inner()
+                .store(v, Ordering::Relaxed);
+        }
+        self.corrupt.inner().store(s.corrupt, Ordering::Relaxed);
+        self.purges.inner().store(s.purges, Ordering::Relaxed);
+        self.queue_entries.set(gauge_value(s.queue_entries));
+        self.queue_bytes.set(gauge_value(s.queue_bytes));
+        self.breaker_open.set(i64::from(s.breaker_open));
+    }
 }
 
 pub struct Metrics {
@@ -173,6 +281,7 @@ pub struct Metrics {
     disk_write_failures: Counter,
     disk_writes_skipped: Counter,
     disk_free: Gauge,
+    store: StoreMetrics,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -272,7 +381,9 @@ impl Default for Metrics {
             "Free bytes on the disk cache's filesystem at the last check (0: unknown)",
             disk_free.clone(),
         );
+        let store = StoreMetrics::register(&mut registry);
         Metrics {
+            store,
             registry,
             requests,
             request_seconds,
@@ -367,6 +478,7 @@ impl Metrics {
             .inner()
             .store(disk.writes_skipped, Ordering::Relaxed);
         self.disk_free.set(gauge_value(disk.free_bytes));
+        self.store.set(levels.store.unwrap_or_default());
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -414,6 +526,11 @@ mod tests {
                 writes_skipped: 5,
                 free_bytes: 6,
             },
+            store: Some(Snapshot {
+                hits: 7,
+                breaker_open: true,
+                ..Snapshot::default()
+            }),
         });
         for needle in [
             "imgcdn_http_requests_total{route=\"img\",status=\"200\"} 1",
@@ -430,6 +547,8 @@ mod tests {
             "imgcdn_disk_write_failures_total 4",
             "imgcdn_disk_writes_skipped_total 5",
             "imgcdn_disk_free_bytes 6",
+            "imgcdn_store_reads_total{result=\"hit\"} 7",
+            "imgcdn_store_breaker_open 1",
             "imgcdn_process_resident_memory_bytes ",
             "# EOF",
         ] {

@@ -241,6 +241,11 @@ pub async fn run(
             "requests still in flight after the shutdown grace period; exiting anyway"
         );
     }
+    // Uploads to the shared store queued by the last requests: within what is left of the
+    // grace period (they are a cache: what does not make it is made again elsewhere).
+    if !state.cache.flush(grace / 2).await {
+        tracing::warn!("shared store uploads dropped at shutdown");
+    }
     Ok(())
 }
 
@@ -482,6 +487,7 @@ async fn metrics(state: &AppState) -> Response<Body> {
         queued: state.pool.waiting(),
         workers_busy: state.pool.busy(),
         disk: state.cache.disk_health(),
+        store: state.cache.store_snapshot(),
     });
     let mut response = reply::text(StatusCode::OK, "", false);
     let length = text.len();

@@ -283,10 +283,16 @@ pub async fn offline(
         };
         async move {
             let (status, hit, bytes) = server::answer_local(&state, &path, accept).await;
+            // With a shared store, uploads must not outrun its queue (a full queue drops them).
+            state.cache.wait_for_store_room().await;
             Outcome::Answered { status, hit, bytes }
         }
     };
-    run_all(targets, concurrency, show_progress, one).await
+    let summary = run_all(targets, concurrency, show_progress, one).await;
+    if !state.cache.flush(std::time::Duration::from_secs(300)).await {
+        tracing::warn!("some shared store uploads did not finish");
+    }
+    summary
 }
 
 #[cfg(test)]

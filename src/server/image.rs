@@ -167,6 +167,7 @@ async fn answer(
     state.metrics.lookup(match &hit {
         Some((_, Tier::Memory)) => Lookup::MemoryHit,
         Some((_, Tier::Disk)) => Lookup::DiskHit,
+        Some((_, Tier::Store)) => Lookup::StoreHit,
         None => Lookup::Miss,
     });
     if let Some((entry, tier)) = hit {
@@ -239,7 +240,7 @@ async fn answer(
         state,
         headers,
         &made.entry,
-        Status::Miss(made.timings),
+        made.status(),
         vary,
         &source_key,
     );
@@ -302,7 +303,8 @@ async fn fallback(job: &Job, vary: Vary) -> Result<Response<Body>, AppError> {
                 tracing::warn!("error.fallback_image failed: {e}");
                 not_found.clone()
             })?;
-            (made.entry, Status::Miss(made.timings))
+            let status = made.status();
+            (made.entry, status)
         }
     };
     // Preconditions do not apply to what is a 404 (RFC 9110 §13.2.1): never a 304 here.
@@ -363,6 +365,18 @@ pub struct Made {
     timings: Stages,
     /// Stored in the cache (the origin allowed it).
     stored: bool,
+    /// Read from the shared store, not made here.
+    shared: bool,
+}
+
+impl Made {
+    fn status(&self) -> Status {
+        if self.shared {
+            Status::Hit(Tier::Store)
+        } else {
+            Status::Miss(self.timings)
+        }
+    }
 }
 
 /// An original, from the cache or the origin.
@@ -376,7 +390,7 @@ pub struct Original {
     created: u64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Stages {
     fetch: Duration,
     pipeline: Timings,
@@ -483,6 +497,22 @@ impl Job {
     /// Make the rendition; it is stored only if its source has not been purged since
     /// `generation`.
     async fn make(self, generation: u64) -> Result<Made, AppError> {
+        // Another instance may have made it: the shared store, within its read budget, inside
+        // this flight (so concurrent requests here make one store read).
+        if let Some(entry) = self
+            .state
+            .cache
+            .get_shared(&self.source_key, &self.variant)
+            .await
+        {
+            self.state.metrics.lookup(Lookup::StoreHit);
+            return Ok(Made {
+                entry,
+                timings: Stages::default(),
+                stored: true,
+                shared: true,
+            });
+        }
         // The original first, outside render admission: fetches have bounds of their own
         // (`source.max_concurrent_fetches`, `max_per_host`), so a slow origin holds a fetch
         // place, never a render place, and local files and hits never wait for it.
@@ -563,6 +593,7 @@ impl Job {
                 pipeline: timings,
             },
             stored: original.storable,
+            shared: false,
         })
     }
 
@@ -571,7 +602,11 @@ impl Job {
         let state = &self.state;
         let keep = state.settings.cache.keep_sources;
         if keep {
-            if let Some((entry, _)) = state.cache.get_original(&self.source_key).await {
+            let cached = match state.cache.get_original(&self.source_key).await {
+                Some((entry, _)) => Some(entry),
+                None => state.cache.get_shared_original(&self.source_key).await,
+            };
+            if let Some(entry) = cached {
                 return Ok(Original {
                     bytes: entry.body.clone(),
                     storable: true,
@@ -683,6 +718,7 @@ fn respond(
                 HeaderValue::from_static(match tier {
                     Tier::Memory => "HIT memory",
                     Tier::Disk => "HIT disk",
+                    Tier::Store => "HIT store",
                 }),
             );
             h.insert(header::AGE, entry.age().into());
