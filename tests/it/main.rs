@@ -7,6 +7,7 @@ mod cache;
 mod connections;
 mod disk;
 mod errors;
+mod fleet;
 mod formats;
 mod headers;
 mod hostile_load;
