@@ -531,11 +531,15 @@ impl Tiers {
 /// Every `store.purge_poll_s`, apply the purges other instances logged in the shared store to
 /// this instance's tiers. Ends when the store (the cache) is dropped.
 async fn poll_purges(store: std::sync::Weak<Store>, tiers: Tiers) {
+    let mut first = true;
     loop {
         let Some(every) = store.upgrade().map(|s| s.settings().purge_poll) else {
             return;
         };
-        tokio::time::sleep(every).await;
+        if !first {
+            tokio::time::sleep(every).await;
+        }
+        first = false;
         let Some(s) = store.upgrade() else {
             return;
         };

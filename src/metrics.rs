@@ -203,7 +203,7 @@ impl StoreMetrics {
         );
         registry.register(
             "store_writes",
-            "Shared store uploads by result (ok; dropped: queue full, breaker open, purged)",
+            "Shared store uploads by result (ok, error; dropped: queue full, breaker open, purged)",
             m.writes.clone(),
         );
         registry.register(
@@ -250,7 +250,11 @@ impl StoreMetrics {
         self.read_seconds
             .inner()
             .store(s.read_seconds.to_bits(), Ordering::Relaxed);
-        for (result, v) in [("ok", s.writes), ("dropped", s.writes_dropped)] {
+        for (result, v) in [
+            ("ok", s.writes),
+            ("dropped", s.writes_dropped),
+            ("error", s.write_errors),
+        ] {
             self.writes
                 .get_or_create(&ResultLabels { result })
                 .inner()

@@ -26,7 +26,7 @@
 //! a purge are dropped and objects made before it are never served.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +45,7 @@ use super::entry::now_secs;
 use super::entry::Entry;
 use super::key::Key;
 use crate::bucket;
+use crate::format::Format;
 
 /// The object layout version (part of every object name).
 const LAYOUT: &str = "r1";
@@ -54,16 +55,12 @@ const PURGE_MEMORY: Duration = Duration::from_secs(600);
 const PURGE_SKEW: Duration = Duration::from_secs(120);
 /// Largest object read back (a rendition or an original plus the entry header).
 const MAX_OBJECT: u64 = 256 * 1024 * 1024;
-/// Content types a store entry may have to be served (defence in depth: someone who can write
-/// to the bucket still cannot serve HTML from the image domain).
-const SERVABLE: &[&str] = &[
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "image/avif",
-    "image/gif",
-    "application/json",
-];
+/// A store entry is served only with a content type imgcdn makes: an image format (encoded, or
+/// passed through) or `/meta` JSON. Defence in depth: someone who can write to the bucket
+/// still cannot serve HTML from the image domain.
+fn servable(content_type: &str) -> bool {
+    Format::from_mime(content_type).is_some() || content_type == "application/json"
+}
 const ORIGINAL_TYPE: &str = "application/octet-stream";
 const OBJECT_TYPE: &str = "application/vnd.imgcdn.entry";
 
@@ -106,8 +103,10 @@ pub enum Read {
 pub struct Stats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
-    /// Reads and writes that failed (timeouts, connection errors, 5xx, 403).
+    /// Reads that failed (timeouts, connection errors, 5xx, 403).
     pub errors: AtomicU64,
+    /// Uploads that failed the same ways.
+    pub write_errors: AtomicU64,
     /// Reads skipped because the breaker was open.
     pub skipped: AtomicU64,
     /// Objects that failed their check (deleted and rewritten).
@@ -130,6 +129,7 @@ pub struct Snapshot {
     pub corrupt: u64,
     pub writes: u64,
     pub writes_dropped: u64,
+    pub write_errors: u64,
     pub reads: u64,
     pub read_seconds: f64,
     pub queue_entries: u64,
@@ -165,6 +165,10 @@ pub struct Store {
     repair: Mutex<HashSet<Key>>,
     /// Purge-log names already applied, and the newest time read.
     seen: Mutex<(HashSet<String>, u64)>,
+    /// The purge log has been read once since start-up: before that, an object may be one a
+    /// purge elsewhere has already condemned, so reads wait for it (within their budget).
+    polled: AtomicBool,
+    first_poll: Notify,
     pub stats: Stats,
 }
 
@@ -216,6 +220,8 @@ impl Store {
                 now_ms().saturating_sub(PURGE_MEMORY.as_millis() as u64),
             )),
             stats: Stats::default(),
+            polled: AtomicBool::new(false),
+            first_poll: Notify::new(),
             settings,
         });
         tokio::spawn(uploads(Arc::downgrade(&store), rx));
@@ -257,6 +263,7 @@ impl Store {
         let path = self.path(source, key);
         let started = Instant::now();
         let got = timeout(budget, async {
+            self.first_poll_done().await;
             let got = self.client.get(&path).await?;
             if got.meta.size > MAX_OBJECT {
                 return Ok(None);
@@ -298,7 +305,7 @@ impl Store {
         let servable = if original {
             entry.content_type == ORIGINAL_TYPE || entry.etag.is_empty()
         } else {
-            SERVABLE.contains(&entry.content_type.as_str())
+            servable(&entry.content_type)
         };
         if !servable {
             return self.corrupt(source, key, "unexpected content type");
@@ -312,6 +319,16 @@ impl Store {
         }
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         Read::Hit(entry)
+    }
+
+    async fn first_poll_done(&self) {
+        loop {
+            let done = self.first_poll.notified();
+            if self.polled.load(Ordering::Acquire) {
+                return;
+            }
+            done.await;
+        }
     }
 
     fn corrupt(&self, source: &Key, key: &Key, why: &str) -> Read {
@@ -336,7 +353,12 @@ impl Store {
     }
 
     fn failure(&self, what: &str) {
-        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        let counter = if what.starts_with("write") {
+            &self.stats.write_errors
+        } else {
+            &self.stats.errors
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         if self.breaker.failure() {
             tracing::error!(
                 store = %self.settings.url,
@@ -581,6 +603,10 @@ impl Store {
         }
         seen.0
             .retain(|n| parse_log_name(n).is_some_and(|(at, _)| at >= cutoff));
+        drop(seen);
+        if !self.polled.swap(true, Ordering::AcqRel) {
+            self.first_poll.notify_waiters();
+        }
         Ok(new)
     }
 
@@ -595,6 +621,7 @@ impl Store {
             corrupt: l(&s.corrupt),
             writes: l(&s.writes),
             writes_dropped: l(&s.writes_dropped),
+            write_errors: l(&s.write_errors),
             reads: l(&s.reads),
             read_seconds: l(&s.read_seconds_micros) as f64 / 1e6,
             queue_entries: self.pending.load(Ordering::Relaxed),

@@ -618,6 +618,9 @@ impl Job {
         let (st, source, source_key) = (state.clone(), self.source.clone(), self.source_key);
         let fetch = async move {
             let started = Instant::now();
+            // The data is as of the fetch's start: a purge after that point must win over it
+            // (the shared store drops and refuses entries made from data older than a purge).
+            let created = crate::cache::now_secs();
             let fetched = match st.fetcher.fetch(&source).await {
                 Ok(fetched) => fetched,
                 Err(e) => {
@@ -633,14 +636,16 @@ impl Job {
             st.metrics.stage(Stage::Fetch, started.elapsed());
             // Only what sniffs as an image we read is kept: a 415 HTML page or zip is not.
             if keep && fetched.storable && pipeline::sniff(&fetched.bytes).is_some() {
-                let entry = Arc::new(Entry::new(fetched.bytes.clone(), ORIGINAL, ""));
+                let mut entry = Entry::new(fetched.bytes.clone(), ORIGINAL, "");
+                entry.created = created;
+                let entry = Arc::new(entry);
                 st.cache.put_original(&source_key, entry, generation).await;
             }
             Ok(Original {
                 bytes: fetched.bytes,
                 storable: fetched.storable,
                 fetch: started.elapsed(),
-                created: crate::cache::now_secs(),
+                created,
             })
         };
         let flight = key::in_generation(&self.source_key, generation);

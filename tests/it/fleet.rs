@@ -84,7 +84,10 @@ async fn fleet_second_instance_answers_from_the_store_with_identical_bytes() {
             .await,
         1.0
     );
-    assert_eq!(b.metric("imgcdn_store_reads_total{result=\"hit\"}").await, 1.0);
+    assert_eq!(
+        b.metric("imgcdn_store_reads_total{result=\"hit\"}").await,
+        1.0
+    );
 }
 
 async fn purge(p: &Proxy, source: &str) -> u16 {
@@ -142,8 +145,16 @@ async fn fleet_a_killed_store_never_fails_a_request_and_the_breaker_recovers() {
         assert_eq!(r.header("x-cache"), "MISS");
     }
     assert_eq!(a.metric("imgcdn_store_breaker_open").await, 1.0);
-    assert!(a.metric("imgcdn_store_reads_total{result=\"skipped\"}").await >= 1.0);
-    assert_eq!(a.get("/ready").await.status, 200, "/ready does not depend on the store");
+    assert!(
+        a.metric("imgcdn_store_reads_total{result=\"skipped\"}")
+            .await
+            >= 1.0
+    );
+    assert_eq!(
+        a.get("/ready").await.status,
+        200,
+        "/ready does not depend on the store"
+    );
     // Back: after breaker_open_s one probe closes the breaker, and hits come back.
     s3.restart();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -193,7 +204,9 @@ async fn fleet_a_hung_store_costs_at_most_the_read_budget() {
 /// open time doubles while probes fail, so this may take a few seconds).
 async fn closes_again(p: &Proxy, origin: &Origin) {
     for w in 200..300 {
-        p.get(&img(&format!("w_{w}"), origin, JPG)).await.assert_ok();
+        p.get(&img(&format!("w_{w}"), origin, JPG))
+            .await
+            .assert_ok();
         if p.metric("imgcdn_store_breaker_open").await == 0.0 {
             return;
         }
@@ -245,7 +258,9 @@ async fn fleet_what_the_origin_forbids_keeping_never_reaches_the_store() {
     )])
     .await;
     let a = proxy(member(&s3)).await;
-    a.get(&img("w_90", &origin, "/private.jpg")).await.assert_ok();
+    a.get(&img("w_90", &origin, "/private.jpg"))
+        .await
+        .assert_ok();
     a.get(&img("w_90", &origin, JPG)).await.assert_ok();
     eventually("the storable upload", || renditions(&s3).len() == 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -277,4 +292,53 @@ async fn fleet_offline_warm_fills_the_store() {
         assert_eq!(b.get(t).await.header("x-cache"), "HIT store");
     }
     assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn fleet_a_render_in_flight_at_purge_time_is_never_stored_anywhere() {
+    let s3 = S3Server::start(&[BUCKET]);
+    let origin = Origin::start(vec![(
+        "/slow.jpg",
+        Reply::SlowBody(Duration::from_millis(1200), fixture("photo-2560x1600.jpg")),
+    )])
+    .await;
+    let a = proxy(member(&s3)).await;
+    let b = Arc::new(proxy(member(&s3)).await);
+    let path = img("w_100", &origin, "/slow.jpg");
+    let in_flight = {
+        let (b, path) = (b.clone(), path.clone());
+        tokio::spawn(async move { b.get(&path).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(purge(&a, &origin.url("/slow.jpg")).await, 200);
+    let made = in_flight.await.expect("task");
+    made.assert_ok();
+    assert_eq!(made.header("x-cache"), "MISS");
+    // Past B's poll and any upload it could have made.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(renditions(&s3).is_empty(), "{:?}", renditions(&s3));
+    assert_eq!(b.get(&path).await.header("x-cache"), "MISS");
+}
+
+#[tokio::test]
+async fn fleet_kept_originals_make_every_size_one_origin_fetch_per_fleet() {
+    let s3 = S3Server::start(&[BUCKET]);
+    let origin = Origin::start(vec![]).await;
+    let keep = |s3: &S3Server| {
+        let m = member(s3);
+        move |c: &mut Config| {
+            m(c);
+            c.store.keep_sources = true;
+        }
+    };
+    let a = proxy(keep(&s3)).await;
+    let b = proxy(keep(&s3)).await;
+    a.get(&img("w_100", &origin, JPG)).await.assert_ok();
+    // The rendition and the original.
+    eventually("both uploads", || renditions(&s3).len() == 2).await;
+    let other_size = b.get(&img("w_220", &origin, JPG)).await;
+    other_size.assert_ok();
+    assert_eq!(other_size.header("x-cache"), "MISS");
+    assert_eq!(other_size.dims().0, 220);
+    assert_eq!(origin.hits(), 1, "B made its size from the stored original");
 }

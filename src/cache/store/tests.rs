@@ -15,17 +15,52 @@ fn entry(body: &'static [u8]) -> Entry {
 }
 
 fn store_over(client: Arc<dyn ObjectStore>) -> Arc<Store> {
-    Store::with_client(
+    polled(Store::with_client(
         client,
         Path::from("fleet"),
         test_settings(),
         Duration::from_secs(3600),
-    )
+    ))
+}
+
+/// As if the cache's poller had read the purge log once.
+fn polled(store: Arc<Store>) -> Arc<Store> {
+    store.polled.store(true, Ordering::Release);
+    store
 }
 
 async fn write_and_flush(store: &Store, source: &Key, key: &Key, e: &Entry) {
     store.write(source, key, e, false);
     assert!(store.flush(Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn store_reads_wait_for_the_first_purge_log_read() {
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let a = store_over(mem.clone());
+    let (s, k) = (key(1), key(2));
+    write_and_flush(&a, &s, &k, &entry(b"x")).await;
+    a.purge(&s).await.unwrap();
+    // Written again by an instance that had not heard of the purge yet.
+    let mut stale = entry(b"stale");
+    stale.created = now_secs() - 5;
+    let raw = Bytes::from(stale.encode());
+    mem.put(&a.path(&s, &k), raw.into()).await.unwrap();
+    let fresh = Store::with_client(
+        mem,
+        Path::from("fleet"),
+        test_settings(),
+        Duration::from_secs(3600),
+    );
+    assert!(
+        matches!(fresh.read(&s, &k, false).await, Read::Miss),
+        "not before the log was read"
+    );
+    assert_eq!(fresh.poll_purges().await.unwrap(), vec![s]);
+    assert!(
+        matches!(fresh.read(&s, &k, false).await, Read::Miss),
+        "older than the purge"
+    );
 }
 
 #[tokio::test]
@@ -178,7 +213,7 @@ async fn store_full_queue_drops_writes_without_blocking() {
             ..ThrottleConfig::default()
         },
     ));
-    let store = Store::with_client(
+    let store = polled(Store::with_client(
         throttled,
         Path::from("fleet"),
         Settings {
@@ -187,7 +222,7 @@ async fn store_full_queue_drops_writes_without_blocking() {
             ..test_settings()
         },
         Duration::from_secs(3600),
-    );
+    ));
     let s = key(1);
     for n in 0..10 {
         store.write(&s, &key(n), &entry(b"x"), false);
