@@ -6,7 +6,7 @@
 //! file (e.g. after `kill -9` mid-write, or a power cut before the data reached the disk) is
 //! deleted and treated as a miss, never served.
 //!
-//! An in-memory [`Index`] (about 60 bytes an entry) holds every entry's size and last use in
+//! An in-memory [`Index`] (about 70 bytes an entry) holds every entry's size and last use in
 //! least-recently-used order, so the tier's usage is known exactly and housekeeping costs what
 //! it removes, not what the tier holds: nothing walks the tier after start-up. A read moves
 //! the entry to the front of the index, and touches the file's modification time (at most once
