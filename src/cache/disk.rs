@@ -4,31 +4,47 @@
 //! Writes go to a temporary file in the same directory and are renamed into place, so a reader
 //! sees a whole file or none; every read is checked by `Entry::decode`, so a torn or corrupt
 //! file (e.g. after `kill -9` mid-write, or a power cut before the data reached the disk) is
-//! deleted and treated as a miss, never served. A read touches the file's modification time,
-//! which is the "last used" clock of the sweeper.
+//! deleted and treated as a miss, never served.
 //!
-//! The sweeper walks the tier, removes stale temporaries and expired entries, and deletes
-//! least-recently-used files while the tier is over its cap, while free space on its filesystem
-//! (`statvfs`) is below the low watermark (down to the high one), or after a write failed for
-//! lack of space (ENOSPC, EDQUOT: a tenth of the tier). Writes are skipped while free space is
-//! below the low watermark, so a full volume costs no failing writes and caching resumes by
-//! itself once there is room. A walk costs a stat per file, so it runs only when one of those
-//! holds or an hourly clean-up is due, never merely on a timer; nothing walks at start-up
-//! before serving (the first, counting, sweep runs in the background).
+//! An in-memory [`Index`] (about 70 bytes an entry) holds every entry's size and last use in
+//! least-recently-used order, so the tier's usage is known exactly and housekeeping costs what
+//! it removes, not what the tier holds: nothing walks the tier after start-up. A read moves
+//! the entry to the front of the index, and touches the file's modification time (at most once
+//! a minute an entry), which is where the order comes from again after a restart.
+//!
+//! The first sweep, started in the background at start-up (serving does not wait), is the one
+//! walk: it removes stale temporaries and entries unused for longer than the TTL, and indexes
+//! the rest by modification time. Meanwhile reads and writes work as usual (a read of an entry
+//! not indexed yet indexes it) and eviction waits for the walk. After it, a sweep removes
+//! entries unused for longer than the TTL and deletes least-recently-used entries while the
+//! tier is over its cap, while free space on its filesystem (`statvfs`) is below the low
+//! watermark (down to the high one), or after a write failed for lack of space (ENOSPC,
+//! EDQUOT: a tenth of the tier), each from the end of the index. Writes are skipped while free
+//! space is below the low watermark, so a full volume costs no failing writes and caching
+//! resumes by itself once there is room.
+//!
+//! The directory belongs to one process: files that others add to it are indexed at the next
+//! start, and files that are not ours by name (not a key, not a temporary) are left alone.
+//! Our own changes to the files (rename into place, unlink, purge) happen under the index's
+//! lock, so the two agree.
 //!
 //! All functions are blocking; callers run them on tokio's blocking threads. Errors are returned
 //! to the caller, which logs them: a disk failure never fails a request.
 
+mod index;
+
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use self::index::Index;
 use super::entry::{now_secs, Entry};
 use super::key::Key;
 use super::room::{excess, out_of_space, space, MinFree, Room};
@@ -36,13 +52,19 @@ use super::room::{excess, out_of_space, space, MinFree, Room};
 /// Temporary files carry this in their name; ones older than [`STALE_TEMP`] are leftovers.
 const TEMP_MARK: &str = ".tmp.";
 const STALE_TEMP: Duration = Duration::from_secs(3600);
-/// A full walk (stale temporaries, expired entries, an exact count) runs at least this often.
-const MAINTENANCE: Duration = Duration::from_secs(3600);
 /// Sweeps asked for by skipped or failed writes (free space, ENOSPC) start at most this often:
-/// when nothing of ours is left to evict, requests must not each start a walk.
+/// when nothing of ours is left to evict, requests must not each start a sweep.
 const RELIEF_GAP: Duration = Duration::from_secs(5);
 /// Paths remembered as undeletable (a read-only disk) before the memory is cleared.
 const UNREMOVABLE_MAX: usize = 4096;
+/// A read touches the file's modification time only when its last use is older than this: the
+/// order survives a restart to the minute, and a hot entry costs no write per read.
+const TOUCH_GAP: u32 = 60;
+/// Entries deleted per hold of the index's lock, so reads wait at most one batch.
+const BATCH: usize = 64;
+/// A sweep gives up after this many files it could not delete (a read-only disk), rather than
+/// trying every entry of the tier.
+const UNDELETABLE_MAX: u32 = 64;
 
 #[derive(Debug)]
 pub struct Disk {
@@ -50,17 +72,20 @@ pub struct Disk {
     cap: u64,
     ttl: Duration,
     min_free: MinFree,
-    /// Bytes on disk as last counted by a sweep plus what was written since.
+    /// Every entry known, in order of last use. Files are renamed into place, unlinked and
+    /// purged under this lock, so the index and the directory agree.
+    index: Mutex<Index>,
+    /// The start-up walk has indexed what was on disk; eviction waits for it.
+    indexed: AtomicBool,
+    /// Bytes in the tier, as indexed (a copy readable without the lock).
     usage: AtomicU64,
-    /// Files in the tier (approximate between sweeps, like `usage`).
+    /// Entries in the tier, as indexed.
     entries: AtomicU64,
     sweeping: AtomicBool,
     /// Free bytes on the filesystem at the last look (for `/metrics`).
     free: AtomicU64,
     /// A write failed for lack of space since the last sweep: the next one evicts.
     pressure: AtomicBool,
-    /// When the last walk finished (seconds since the epoch; 0: never, so usage is unknown).
-    swept_at: AtomicU64,
     /// When a skipped or failed write last asked for a sweep (seconds since the epoch).
     relief_at: AtomicU64,
     /// Files that failed their check but could not be deleted (a read-only disk): read as a
@@ -88,6 +113,12 @@ pub enum Write {
     Skipped { free: u64 },
 }
 
+/// Seconds since the epoch as the index keeps them (good until 2106).
+fn secs(t: SystemTime) -> u32 {
+    let s = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    u32::try_from(s).unwrap_or(u32::MAX)
+}
+
 impl Disk {
     pub fn new(dir: PathBuf, cap: u64, ttl: Duration, min_free: MinFree) -> Self {
         Disk {
@@ -95,12 +126,13 @@ impl Disk {
             cap,
             ttl,
             min_free,
+            index: Mutex::new(Index::default()),
+            indexed: AtomicBool::new(false),
             usage: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
             free: AtomicU64::new(0),
             pressure: AtomicBool::new(false),
-            swept_at: AtomicU64::new(0),
             relief_at: AtomicU64::new(0),
             unremovable: Mutex::new(HashSet::new()),
         }
@@ -121,12 +153,12 @@ impl Disk {
             && fs::remove_file(&probe).is_ok()
     }
 
-    /// Files in the tier (approximate between sweeps).
+    /// Entries in the tier (those indexed so far until the start-up walk is done).
     pub fn entries(&self) -> u64 {
         self.entries.load(Ordering::Relaxed)
     }
 
-    /// Bytes in the tier (approximate between sweeps).
+    /// Bytes in the tier (those indexed so far until the start-up walk is done).
     pub fn usage(&self) -> u64 {
         self.usage.load(Ordering::Relaxed)
     }
@@ -153,6 +185,18 @@ impl Disk {
         self.source_dir(source).join(key.hex())
     }
 
+    /// The index, locked (a panic elsewhere while holding it leaves nothing half-done that
+    /// matters more than serving: the counts are re-read from it after every change).
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Copy the index's counts where readers without the lock find them.
+    fn publish(&self, index: &Index) {
+        self.usage.store(index.bytes(), Ordering::Relaxed);
+        self.entries.store(index.count(), Ordering::Relaxed);
+    }
+
     pub fn read(&self, source: &Key, key: &Key) -> io::Result<Read> {
         let path = self.path(source, key);
         if self.is_unremovable(&path) {
@@ -160,51 +204,69 @@ impl Disk {
         }
         let data = match fs::read(&path) {
             Ok(data) => data,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Read::Miss),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Deleted behind our back: forget it.
+                let mut index = self.lock();
+                if index.remove(&key.0).is_some() {
+                    self.publish(&index);
+                }
+                return Ok(Read::Miss);
+            }
             Err(e) => return Err(e),
         };
         let len = data.len() as u64;
         match Entry::decode(Bytes::from(data)) {
             Ok(entry) if !entry.expired(self.ttl) => {
-                // Mark as recently used for the sweeper; failing to is harmless.
-                if let Ok(file) = fs::File::options().write(true).open(&path) {
-                    let _ = file.set_modified(SystemTime::now());
+                let now = secs(SystemTime::now());
+                let touch_file = {
+                    let mut index = self.lock();
+                    match index.touch(&key.0, now) {
+                        Some(before) => now.saturating_sub(before) >= TOUCH_GAP,
+                        // Not found by the start-up walk yet (once it is done, a file
+                        // missing from the index was evicted or purged while being read).
+                        None if !self.indexed.load(Ordering::Acquire) => {
+                            index.put(&source.0, &key.0, len, now);
+                            self.publish(&index);
+                            true
+                        }
+                        None => false,
+                    }
+                };
+                // The order after a restart; failing to is harmless.
+                if touch_file {
+                    if let Ok(file) = fs::File::options().write(true).open(&path) {
+                        let _ = file.set_modified(SystemTime::now());
+                    }
                 }
                 Ok(Read::Hit(entry))
             }
             Ok(_) => {
-                self.drop_file(path, len);
+                self.drop_file(path, key);
                 Ok(Read::Expired)
             }
             Err(_) => {
-                self.drop_file(path, len);
+                self.drop_file(path, key);
                 Ok(Read::Corrupt)
             }
         }
     }
 
     /// Delete a file that must not be served; remember it when it cannot be deleted.
-    fn drop_file(&self, path: PathBuf, len: u64) {
+    fn drop_file(&self, path: PathBuf, key: &Key) {
+        let mut index = self.lock();
         match fs::remove_file(&path) {
-            Ok(()) => {
-                let _ = self
-                    .usage
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        Some(n.saturating_sub(len))
-                    });
-                let _ = self
-                    .entries
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        Some(n.saturating_sub(1))
-                    });
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(_) => {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                drop(index);
                 let mut set = self.unremovable.lock().unwrap_or_else(|p| p.into_inner());
                 if set.len() >= UNREMOVABLE_MAX {
                     set.clear();
                 }
                 set.insert(path);
+            }
+            _ => {
+                if index.remove(&key.0).is_some() {
+                    self.publish(&index);
+                }
             }
         }
     }
@@ -221,50 +283,77 @@ impl Disk {
             return Ok(Write::Skipped { free: room.free });
         }
         let path = self.path(source, key);
-        let len = match write_file(&path, entry) {
-            Ok(len) => len,
-            Err(e) => {
-                if out_of_space(&e) {
-                    self.pressure.store(true, Ordering::Relaxed);
-                }
-                return Err(e);
+        let written = write_temp(&path, entry).and_then(|(temp, len)| {
+            let mut index = self.lock();
+            let renamed = fs::rename(&temp, &path);
+            if renamed.is_ok() {
+                index.put(&source.0, &key.0, len, secs(SystemTime::now()));
+                self.publish(&index);
             }
-        };
+            drop(index);
+            if renamed.is_err() {
+                let _ = fs::remove_file(&temp);
+            }
+            renamed
+        });
+        if let Err(e) = written {
+            if out_of_space(&e) {
+                self.pressure.store(true, Ordering::Relaxed);
+            }
+            return Err(e);
+        }
         {
             let mut set = self.unremovable.lock().unwrap_or_else(|p| p.into_inner());
             if !set.is_empty() {
                 set.remove(&path);
             }
         }
-        let usage = self.usage.fetch_add(len, Ordering::Relaxed) + len;
-        self.entries.fetch_add(1, Ordering::Relaxed);
         Ok(Write::Stored {
-            over_cap: usage > self.cap,
+            over_cap: self.usage() > self.cap,
         })
     }
 
-    /// Remove every entry of `source`.
+    /// Remove every entry of `source` (its directory, and its records from the index).
     pub fn purge(&self, source: &Key) -> io::Result<()> {
-        match fs::remove_dir_all(self.source_dir(source)) {
+        let dir = self.source_dir(source);
+        let mut index = self.lock();
+        for name in names(&dir) {
+            if let Some(key) = name.to_str().and_then(parse_hex) {
+                index.remove(&key);
+            }
+        }
+        self.publish(&index);
+        match fs::remove_dir_all(dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
 
-    /// Whether the periodic check should walk the tier now: it was never counted, it is over
-    /// its cap, the hourly clean-up is due, or it holds something and a write ran out of space
-    /// or free space is below the low watermark. Costs one `statvfs`, no walk.
+    /// Whether the periodic check should sweep now: the start-up walk has not run, the tier is
+    /// over its cap, its least recently used entry has outlived the TTL, or it holds something
+    /// and a write ran out of space or free space is below the low watermark. Costs one
+    /// `statvfs` and a look at the index, no walk.
     pub fn sweep_due(&self) -> bool {
-        let last = self.swept_at.load(Ordering::Relaxed);
-        if last == 0 || now_secs().saturating_sub(last) >= MAINTENANCE.as_secs() {
+        if !self.indexed.load(Ordering::Acquire) || self.usage() > self.cap {
             return true;
         }
-        if self.usage() > self.cap {
+        let now = secs(SystemTime::now());
+        if self
+            .lock()
+            .oldest()
+            .is_some_and(|o| self.outlived(o.used, now))
+        {
             return true;
         }
         // Checked even with nothing to evict, to keep the free-space gauge current.
         let short = self.room().is_some_and(|r| r.short());
         self.usage() > 0 && (short || self.pressure.load(Ordering::Relaxed))
+    }
+
+    /// Unused for longer than the TTL at `now` (entries idle that long are expired whatever
+    /// their content).
+    fn outlived(&self, used: u32, now: u32) -> bool {
+        u64::from(now.saturating_sub(used)) > self.ttl.as_secs()
     }
 
     /// After a write was skipped or failed for lack of space: whether to start a sweep now
@@ -287,9 +376,10 @@ impl Disk {
         !self.sweeping.swap(true, Ordering::AcqRel)
     }
 
-    /// Count the tier, remove stale temporaries and expired entries, and delete
-    /// least-recently-used files while over the cap, short of free space, or after a write ran
-    /// out of space (see [`excess`]). Call after [`Disk::start_sweep`].
+    /// The first time, walk the tier to index it (see the module doc). Then remove entries
+    /// unused for longer than the TTL and delete least-recently-used entries while over the
+    /// cap, short of free space, or after a write ran out of space (see [`excess`]), all from
+    /// the index. Call after [`Disk::start_sweep`].
     pub fn sweep(&self) -> io::Result<Sweep> {
         let result = self.sweep_with(|| self.room());
         self.sweeping.store(false, Ordering::Release);
@@ -298,65 +388,20 @@ impl Disk {
 
     /// [`Disk::sweep`] with the free-space probe given (tests fake a filesystem with it).
     fn sweep_with(&self, room: impl Fn() -> Option<Room>) -> io::Result<Sweep> {
-        let now = SystemTime::now();
-        let pressure = self.pressure.swap(false, Ordering::Relaxed);
-        let mut files = Vec::new();
         let mut report = Sweep::default();
-        let shards = match fs::read_dir(&self.dir) {
-            Ok(shards) => shards,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.count(0, 0);
-                return Ok(report);
-            }
-            Err(e) => return Err(e),
-        };
-        for shard in shards.flatten() {
-            for source in read_dir_or_empty(&shard.path()) {
-                let source = source.path();
-                for file in read_dir_or_empty(&source) {
-                    let Ok(meta) = file.metadata() else { continue };
-                    if !meta.is_file() {
-                        continue;
-                    }
-                    let path = file.path();
-                    let used = meta.modified().unwrap_or(now);
-                    let idle = now.duration_since(used).unwrap_or_default();
-                    let is_temp = file.file_name().to_string_lossy().contains(TEMP_MARK);
-                    if (is_temp && idle > STALE_TEMP) || (!is_temp && idle > self.ttl) {
-                        // Entries idle longer than the TTL are expired whatever their content.
-                        if fs::remove_file(&path).is_ok() {
-                            report.removed += 1;
-                        }
-                        continue;
-                    }
-                    // A fresh temporary is a write in progress: not ours to evict.
-                    if !is_temp {
-                        files.push((used, meta.len(), path));
-                    }
-                }
-                // Drop the source directory once it is empty (fails harmlessly otherwise).
-                let _ = fs::remove_dir(&source);
-            }
+        if !self.indexed.load(Ordering::Acquire) {
+            report.removed += self.walk()?;
         }
-        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-        let mut kept = files.len() as u64;
-        let mut need = excess(total, self.cap, room(), pressure);
+        let pressure = self.pressure.swap(false, Ordering::Relaxed);
+        let now = secs(SystemTime::now());
+        report.removed += self.evict(|oldest, _| self.outlived(oldest, now)).removed;
+        let mut need = excess(self.usage(), self.cap, room(), pressure);
         if need > 0 {
-            files.sort_by_key(|(used, _, _)| *used);
             let mut freed = 0;
-            let mut lru = files.iter();
             loop {
-                while freed < need {
-                    let Some((_, len, path)) = lru.next() else {
-                        break;
-                    };
-                    if fs::remove_file(path).is_ok() {
-                        freed += len;
-                        total -= len;
-                        kept -= 1;
-                        report.removed += 1;
-                    }
-                }
+                let done = self.evict(|_, evicted| freed + evicted < need);
+                freed += done.bytes;
+                report.removed += done.removed;
                 if freed < need {
                     break; // The tier is empty (or what is left cannot be deleted).
                 }
@@ -367,38 +412,147 @@ impl Disk {
                 }
             }
         }
-        report.bytes = total;
-        self.count(total, kept);
+        report.bytes = self.usage();
         Ok(report)
     }
 
-    fn count(&self, bytes: u64, entries: u64) {
-        self.usage.store(bytes, Ordering::Relaxed);
-        self.entries.store(entries, Ordering::Relaxed);
-        self.swept_at.store(now_secs().max(1), Ordering::Relaxed);
+    /// Delete least-recently-used entries while `more(last use of the oldest, bytes evicted
+    /// so far)`; what was deleted (`removed`) and how many bytes left the tier (`bytes`: also
+    /// those of files already gone).
+    fn evict(&self, mut more: impl FnMut(u32, u64) -> bool) -> Sweep {
+        let mut done = Sweep::default();
+        let mut undeletable = 0;
+        loop {
+            let mut index = self.lock();
+            for _ in 0..BATCH {
+                let Some(oldest) = index.oldest() else {
+                    self.publish(&index);
+                    return done;
+                };
+                if !more(oldest.used, done.bytes) {
+                    self.publish(&index);
+                    return done;
+                }
+                let _ = index.pop_oldest();
+                let (source, key) = (Key(oldest.source), Key(oldest.key));
+                match fs::remove_file(self.path(&source, &key)) {
+                    Ok(()) => {
+                        done.bytes += oldest.size;
+                        done.removed += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => done.bytes += oldest.size,
+                    Err(_) => {
+                        // Kept (and counted) at the other end, so the next oldest is tried.
+                        index.put(&oldest.source, &oldest.key, oldest.size, oldest.used);
+                        undeletable += 1;
+                        if undeletable >= UNDELETABLE_MAX {
+                            self.publish(&index);
+                            return done;
+                        }
+                    }
+                }
+            }
+            self.publish(&index);
+        }
+    }
+
+    /// The start-up walk: remove stale temporaries and entries unused for longer than the TTL,
+    /// index the others by modification time, and drop empty source directories. Returns the
+    /// files removed. Reads and writes go on meanwhile; the index's lock is held for one
+    /// source directory at a time.
+    fn walk(&self) -> io::Result<u64> {
+        let (found, removed) = self.walk_dirs()?;
+        let mut index = self.lock();
+        index.sort_by_use();
+        self.publish(&index);
+        self.indexed.store(true, Ordering::Release);
+        tracing::info!(
+            found,
+            removed,
+            entries = index.count(),
+            bytes = index.bytes(),
+            index_bytes = index.heap_bytes(),
+            "disk cache indexed"
+        );
+        Ok(removed)
+    }
+
+    /// [`Disk::walk`] but for the sort: (files indexed, files removed).
+    fn walk_dirs(&self) -> io::Result<(u64, u64)> {
+        let now = SystemTime::now();
+        let (mut found, mut removed) = (0, 0);
+        let shards = match fs::read_dir(&self.dir) {
+            Ok(shards) => shards,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(e),
+        };
+        for shard in shards.flatten() {
+            for source in read_dir_or_empty(&shard.path()) {
+                let Some(source_key) = source.file_name().to_str().and_then(parse_hex) else {
+                    continue; // Not ours.
+                };
+                let source = source.path();
+                let files = names(&source);
+                let mut index = self.lock();
+                for name in files {
+                    let path = source.join(&name);
+                    let Ok(meta) = fs::symlink_metadata(&path) else {
+                        continue;
+                    };
+                    if !meta.is_file() {
+                        continue;
+                    }
+                    let used = meta.modified().unwrap_or(now);
+                    let idle = now.duration_since(used).unwrap_or_default();
+                    let name = name.to_string_lossy();
+                    if name.contains(TEMP_MARK) {
+                        // A fresh one is a write in progress.
+                        if idle > STALE_TEMP && fs::remove_file(&path).is_ok() {
+                            removed += 1;
+                        }
+                        continue;
+                    }
+                    let Some(key) = parse_hex(&name) else {
+                        continue; // Not ours.
+                    };
+                    if idle > self.ttl {
+                        if fs::remove_file(&path).is_ok() {
+                            removed += 1;
+                        }
+                        continue;
+                    }
+                    if index.add_found(&source_key, &key, meta.len(), secs(used)) {
+                        found += 1;
+                    }
+                }
+                self.publish(&index);
+                drop(index);
+                // Drop the source directory once it is empty (fails harmlessly otherwise).
+                let _ = fs::remove_dir(&source);
+            }
+        }
+        Ok((found, removed))
     }
 }
 
-/// Write `entry` to `path` through a temporary file in the same directory; returns the
-/// file's length.
-fn write_file(path: &Path, entry: &Entry) -> io::Result<u64> {
+/// Write `entry` to a temporary file next to `path`; returns its path and length. The caller
+/// renames it into place.
+fn write_temp(path: &Path, entry: &Entry) -> io::Result<(PathBuf, u64)> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(io::Error::other("disk cache path without a parent"));
     };
     fs::create_dir_all(dir)?;
     let header = entry.header();
     let temp = dir.join(format!("{}{TEMP_MARK}{}", name.to_string_lossy(), unique()));
-    let result = fs::File::create(&temp)
-        .and_then(|mut f| {
-            f.write_all(&header)?;
-            f.write_all(&entry.body)
-        })
-        .and_then(|()| fs::rename(&temp, path));
-    if result.is_err() {
+    let result = fs::File::create(&temp).and_then(|mut f| {
+        f.write_all(&header)?;
+        f.write_all(&entry.body)
+    });
+    if let Err(e) = result {
         let _ = fs::remove_file(&temp);
+        return Err(e);
     }
-    result?;
-    Ok((header.len() + entry.body.len()) as u64)
+    Ok((temp, (header.len() + entry.body.len()) as u64))
 }
 
 /// What a sweep did.
@@ -410,6 +564,31 @@ pub struct Sweep {
 
 fn read_dir_or_empty(path: &Path) -> impl Iterator<Item = fs::DirEntry> {
     fs::read_dir(path).into_iter().flatten().flatten()
+}
+
+/// The names in directory `path` (none when it cannot be read).
+fn names(path: &Path) -> Vec<OsString> {
+    read_dir_or_empty(path).map(|e| e.file_name()).collect()
+}
+
+/// A key from the 64 lowercase hex digits of a file or directory name.
+fn parse_hex(name: &str) -> Option<[u8; 32]> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let hex = name.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (byte, pair) in key.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(key)
 }
 
 /// A name part no other writer in this or another process uses at the same time.
@@ -671,5 +850,186 @@ mod tests {
             Read::Hit(_)
         ));
         d.purge(&key(5)).expect("purging an absent source is fine");
+    }
+
+    /// Set the modification time of a file written before, `ago` seconds back.
+    fn age(d: &Disk, s: u8, k: u8, ago: u64) {
+        let f = fs::File::options()
+            .write(true)
+            .open(d.path(&key(s), &key(k)))
+            .expect("open");
+        f.set_modified(SystemTime::now() - Duration::from_secs(ago))
+            .expect("mtime");
+    }
+
+    #[test]
+    fn disk_restart_indexes_a_populated_dir_in_the_background() {
+        let (t, before) = disk(1 << 30);
+        for n in 0..10u8 {
+            before
+                .write(&key(1 + n % 2), &key(100 + n), &entry(1000))
+                .expect("write");
+            age(&before, 1 + n % 2, 100 + n, 1000 - u64::from(n));
+        }
+        drop(before);
+        let d = Disk::new(
+            t.path().join("cache"),
+            1 << 30,
+            Duration::from_secs(3600),
+            UNWATCHED,
+        );
+        assert_eq!((d.usage(), d.entries()), (0, 0), "nothing walked yet");
+        assert!(d.sweep_due(), "the start-up walk is due");
+        // Served before the walk (and indexed by the read).
+        assert!(matches!(
+            d.read(&key(1), &key(100)).expect("read"),
+            Read::Hit(_)
+        ));
+        assert_eq!(d.entries(), 1);
+        // The walk in the background while requests are served.
+        std::thread::scope(|s| {
+            assert!(d.start_sweep());
+            let walk = s.spawn(|| d.sweep().expect("sweep"));
+            for n in 0..10u8 {
+                assert!(matches!(
+                    d.read(&key(1 + n % 2), &key(100 + n)).expect("read"),
+                    Read::Hit(_)
+                ));
+            }
+            assert_eq!(walk.join().expect("walk").removed, 0);
+        });
+        assert_eq!(d.entries(), 10);
+        assert_eq!(d.usage(), bytes_on_disk(&d));
+        assert!(!d.sweep_due(), "nothing left to do");
+    }
+
+    #[test]
+    fn disk_restart_keeps_the_order_of_last_use() {
+        let (t, before) = disk(1 << 30);
+        for n in 0..10u8 {
+            before
+                .write(&key(1 + n % 2), &key(100 + n), &entry(1000))
+                .expect("write");
+            // Written in one order, last used in the reverse one.
+            age(&before, 1 + n % 2, 100 + n, 100 + u64::from(n));
+        }
+        drop(before);
+        let d = Disk::new(
+            t.path().join("cache"),
+            1 << 30,
+            Duration::from_secs(3600),
+            UNWATCHED,
+        );
+        assert!(d.start_sweep());
+        d.sweep().expect("walk");
+        d.pressure.store(true, Ordering::Relaxed);
+        assert_eq!(d.sweep_with(|| None).expect("sweep").removed, 1);
+        assert!(
+            !d.path(&key(2), &key(109)).exists(),
+            "the least recently used"
+        );
+        assert!(d.path(&key(1), &key(108)).exists());
+    }
+
+    #[test]
+    fn disk_eviction_takes_the_least_recently_used_and_a_read_refreshes() {
+        let size = entry(1000).encode().len() as u64;
+        let (_t, d) = disk(size * 11 / 2);
+        for n in 0..5u8 {
+            d.write(&key(1), &key(100 + n), &entry(1000))
+                .expect("write");
+        }
+        assert!(d.start_sweep());
+        assert_eq!(d.sweep().expect("walk").removed, 0);
+        assert!(matches!(
+            d.read(&key(1), &key(100)).expect("read"),
+            Read::Hit(_)
+        ));
+        let w = d.write(&key(1), &key(105), &entry(1000)).expect("write");
+        assert_eq!(w, Write::Stored { over_cap: true });
+        // Six entries over a cap of five and a half: down to 90 % of it, two go.
+        assert!(d.start_sweep());
+        assert_eq!(d.sweep().expect("sweep").removed, 2);
+        let kept: Vec<u8> = (100..106)
+            .filter(|&n| d.path(&key(1), &key(n)).exists())
+            .collect();
+        assert_eq!(kept, vec![100, 103, 104, 105]);
+        assert_eq!((d.entries(), d.usage()), (4, 4 * size));
+    }
+
+    #[test]
+    fn disk_sweep_over_the_cap_does_not_walk_the_tier() {
+        let (_t, d) = disk(10_000);
+        fill(&d, 5, 1000);
+        assert!(d.start_sweep());
+        d.sweep().expect("walk");
+        // What a walk would remove: a stale temporary and a file unused for longer than the
+        // TTL, both unknown to the index.
+        let hidden = d.path(&key(7), &key(8));
+        fs::create_dir_all(hidden.parent().expect("dir")).expect("mkdir");
+        fs::write(&hidden, entry(10).encode()).expect("write");
+        let temp = hidden.with_file_name(format!("{}{TEMP_MARK}1.1", key(9).hex()));
+        fs::write(&temp, b"half").expect("temp");
+        for path in [&hidden, &temp] {
+            let f = fs::File::options().write(true).open(path).expect("open");
+            f.set_modified(SystemTime::now() - Duration::from_secs(7200))
+                .expect("mtime");
+        }
+        fill(&d, 10, 1000);
+        assert!(d.sweep_due());
+        assert!(d.start_sweep());
+        let report = d.sweep().expect("sweep");
+        assert!(report.removed >= 2 && d.usage() <= 9_000, "{report:?}");
+        assert!(hidden.exists() && temp.exists(), "no walk");
+    }
+
+    #[test]
+    fn disk_entries_unused_for_longer_than_the_ttl_expire_from_the_index() {
+        let (_t, d) = disk(1 << 20);
+        for n in 0..3u8 {
+            d.write(&key(1), &key(100 + n), &entry(10)).expect("write");
+        }
+        assert!(d.start_sweep());
+        d.sweep().expect("walk");
+        assert!(!d.sweep_due());
+        let now = secs(SystemTime::now());
+        {
+            let mut index = d.lock();
+            let size = entry(10).encode().len() as u64;
+            index.put(&key(1).0, &key(100).0, size, now - 7300);
+            index.put(&key(1).0, &key(101).0, size, now - 7200);
+            index.put(&key(1).0, &key(102).0, size, now);
+        }
+        assert!(d.sweep_due(), "the oldest outlived the TTL");
+        assert!(d.start_sweep());
+        assert_eq!(d.sweep().expect("sweep").removed, 2);
+        assert!(!d.path(&key(1), &key(101)).exists());
+        assert!(d.path(&key(1), &key(102)).exists());
+        assert_eq!(d.entries(), 1);
+    }
+
+    #[test]
+    fn disk_purge_drops_the_sources_records() {
+        let (_t, d) = disk(1 << 20);
+        for n in 0..3u8 {
+            d.write(&key(1), &key(100 + n), &entry(10)).expect("write");
+        }
+        d.write(&key(9), &key(4), &entry(10)).expect("write");
+        d.purge(&key(1)).expect("purge");
+        assert_eq!(d.entries(), 1);
+        assert_eq!(d.usage(), bytes_on_disk(&d));
+        // A file deleted behind the tier's back is forgotten when missed.
+        fs::remove_file(d.path(&key(9), &key(4))).expect("rm");
+        assert_eq!(d.read(&key(9), &key(4)).expect("read"), Read::Miss);
+        assert_eq!((d.entries(), d.usage()), (0, 0));
+    }
+
+    #[test]
+    fn disk_keys_parse_from_their_hex_names_only() {
+        assert_eq!(parse_hex(&key(0xab).hex()), Some([0xab; 32]));
+        assert_eq!(parse_hex(&key(0xab).hex().to_uppercase()), None);
+        assert_eq!(parse_hex(&key(1).hex()[..62]), None);
+        assert_eq!(parse_hex(&format!("{}{TEMP_MARK}1.1", key(1).hex())), None);
+        assert_eq!(parse_hex(&"é".repeat(32)), None);
     }
 }
