@@ -133,7 +133,7 @@ impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Remote(url) => f.write_str(url.as_str()),
-            Source::Bucket(object) => object.fmt(f),
+            Source::Bucket(object) => std::fmt::Display::fmt(object, f),
             Source::Local(path) => {
                 let mut first = true;
                 for component in path.components() {

@@ -251,7 +251,7 @@ mod tests {
             "a..b",
             "192.168.1.1",
             "ftp://photos",
-            &"x".repeat(64),
+            "x".repeat(64).as_str(),
         ] {
             assert!(bad.parse::<BucketName>().is_err(), "{bad}");
         }
