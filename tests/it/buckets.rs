@@ -80,7 +80,8 @@ async fn bucket_malformed_sources_bad_request() {
     for path in [
         "/img/w_32/s3://Photos/cat.jpg",
         "/img/w_32/s3://photos/",
-        "/img/w_32/s3://photos/a/../cat.jpg",
+        // (`..` would be resolved by the test client itself; an empty segment is not.)
+        "/img/w_32/s3://photos/a//cat.jpg",
         "/img/w_32/s3://photos/cat.jpg?v=2",
     ] {
         p.get(path).await.assert_error(400, "bad-source");
