@@ -131,6 +131,32 @@ pub struct SourceConfig {
     pub max_concurrent_fetches: usize,
     /// Origin fetches in flight at once to one host; more wait (within `timeout_ms`).
     pub max_per_host: usize,
+    /// Request headers sent to particular origins (`[[source.origins]]`): secrets.
+    pub origins: Vec<OriginConfig>,
+    /// Buckets a source may name: `s3://name`, `gs://name`, `az://name` or a bare name (S3);
+    /// empty = bucket sources are refused.
+    pub buckets: Vec<String>,
+    /// S3-compatible server URL for `s3://` sources; empty = AWS.
+    pub bucket_endpoint: String,
+    /// S3 region; empty = `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub bucket_region: String,
+    /// Allow a plain-http `bucket_endpoint`.
+    pub bucket_allow_http: bool,
+    /// Static S3 credentials; both empty = the standard credentials chain.
+    pub bucket_access_key_id: String,
+    pub bucket_secret_access_key: String,
+}
+
+/// One `[[source.origins]]` entry: headers sent on every request to `host` (and only to it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Exact host name or IP literal, optionally `:port`; without a port, the scheme's
+    /// default port only.
+    pub host: String,
+    /// Header name → value, e.g. `Authorization = "Bearer …"`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Default for SourceConfig {
@@ -149,6 +175,13 @@ impl Default for SourceConfig {
             connect_timeout_ms: 3_000,
             max_concurrent_fetches: 16,
             max_per_host: 8,
+            origins: Vec::new(),
+            buckets: Vec::new(),
+            bucket_endpoint: String::new(),
+            bucket_region: String::new(),
+            bucket_allow_http: false,
+            bucket_access_key_id: String::new(),
+            bucket_secret_access_key: String::new(),
         }
     }
 }
@@ -707,6 +740,7 @@ impl TryFrom<Config> for Settings {
                 }
             }
         }
+        let (origins, buckets, bucket_endpoint) = source_extras(&c.source)?;
         // hyper's HTTP/1 buffer cannot be smaller than 8 KiB.
         if c.server.max_header_bytes < 8192 {
             return Err(invalid(
@@ -976,6 +1010,9 @@ impl TryFrom<Config> for Settings {
                 connect_timeout: Duration::from_millis(c.source.connect_timeout_ms),
                 max_concurrent_fetches: c.source.max_concurrent_fetches,
                 max_per_host: c.source.max_per_host,
+                origins,
+                buckets,
+                bucket_endpoint,
             },
             limits: Limits {
                 max_source_pixels: c.limits.max_source_pixels,
@@ -1042,6 +1079,96 @@ fn parse_base(s: &str) -> Result<Base, String> {
     } else {
         Ok(Base::Dir(PathBuf::from(s)))
     }
+}
+
+/// `[[source.origins]]`, `source.buckets` and `source.bucket_*`, validated.
+fn source_extras(
+    c: &SourceConfig,
+) -> Result<
+    (
+        Vec<source::OriginHeaders>,
+        Vec<source::BucketName>,
+        crate::bucket::Endpoint,
+    ),
+    ConfigError,
+> {
+    let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
+    let mut origins: Vec<source::OriginHeaders> = Vec::new();
+    for o in &c.origins {
+        let headers: Vec<(String, String)> = o
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let entry = source::OriginHeaders::new(&o.host, &headers)
+            .map_err(|r| invalid("source.origins", r))?;
+        if origins.iter().any(|e| e.origin() == entry.origin()) {
+            return Err(invalid(
+                "source.origins",
+                format!("host `{}` is listed twice", o.host),
+            ));
+        }
+        origins.push(entry);
+    }
+    let buckets = c
+        .buckets
+        .iter()
+        .map(|b| b.parse::<source::BucketName>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|r| invalid("source.buckets", r))?;
+    if !c.bucket_endpoint.is_empty() {
+        let url = url::Url::parse(&c.bucket_endpoint)
+            .map_err(|e| invalid("source.bucket_endpoint", format!("not a URL: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if c.bucket_allow_http => {}
+            "http" => {
+                return Err(invalid(
+                    "source.bucket_endpoint",
+                    "is plain http: set source.bucket_allow_http = true to allow it".into(),
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    "source.bucket_endpoint",
+                    "must be an http(s) URL".into(),
+                ))
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() {
+            return Err(invalid(
+                "source.bucket_endpoint",
+                "must name a host and no credentials".into(),
+            ));
+        }
+    }
+    match (
+        c.bucket_access_key_id.is_empty(),
+        c.bucket_secret_access_key.is_empty(),
+    ) {
+        (true, false) => {
+            return Err(invalid(
+                "source.bucket_access_key_id",
+                "is empty but bucket_secret_access_key is set".into(),
+            ))
+        }
+        (false, true) => {
+            return Err(invalid(
+                "source.bucket_secret_access_key",
+                "is empty but bucket_access_key_id is set".into(),
+            ))
+        }
+        _ => {}
+    }
+    let endpoint = crate::bucket::Endpoint {
+        endpoint: c.bucket_endpoint.clone(),
+        region: c.bucket_region.clone(),
+        allow_http: c.bucket_allow_http,
+        access_key_id: c.bucket_access_key_id.clone(),
+        secret_access_key: c.bucket_secret_access_key.clone(),
+        conditional_put: false,
+    };
+    Ok((origins, buckets, endpoint))
 }
 
 /// A CIDR (`10.0.0.0/8`) or a single address (`127.0.0.2`, taken as /32 or /128).
@@ -1188,6 +1315,84 @@ mod tests {
             &Overrides::default(),
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn source_bucket_and_origin_settings_validated() {
+        type Set = fn(&mut Config);
+        let cases: [(&str, Set); 8] = [
+            ("source.buckets", |c| {
+                c.source.buckets = vec!["Photos".into()]
+            }),
+            ("source.buckets", |c| {
+                c.source.buckets = vec!["ftp://photos".into()]
+            }),
+            ("source.bucket_endpoint", |c| {
+                c.source.bucket_endpoint = "http://127.0.0.1:9000".into()
+            }),
+            ("source.bucket_endpoint", |c| {
+                c.source.bucket_endpoint = "not a url".into()
+            }),
+            ("source.bucket_secret_access_key", |c| {
+                c.source.bucket_access_key_id = "AK".into()
+            }),
+            ("source.origins", |c| {
+                c.source.origins = vec![OriginConfig {
+                    host: "*.example.com".into(),
+                    headers: BTreeMap::new(),
+                }]
+            }),
+            ("source.origins", |c| {
+                c.source.origins = vec![OriginConfig {
+                    host: "a.example.com".into(),
+                    headers: [("Host".to_owned(), "b".to_owned())].into(),
+                }]
+            }),
+            ("source.origins", |c| {
+                let o = OriginConfig {
+                    host: "A.example.com".into(),
+                    headers: BTreeMap::new(),
+                };
+                let mut twice = o.clone();
+                twice.host = "a.example.com".into();
+                c.source.origins = vec![o, twice];
+            }),
+        ];
+        for (key, set) in cases {
+            let mut c = Config::default();
+            set(&mut c);
+            let err = Settings::try_from(c).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        let secret = "Bearer s3cr3t-value";
+        let mut c = Config::default();
+        c.source.buckets = vec!["photos".into(), "gs://other_b".into()];
+        c.source.bucket_endpoint = "http://127.0.0.1:9000".into();
+        c.source.bucket_allow_http = true;
+        c.source.origins = vec![OriginConfig {
+            host: "private.example.com:8443".into(),
+            headers: [("Authorization".to_owned(), secret.to_owned())].into(),
+        }];
+        let s = Settings::try_from(c).unwrap();
+        assert_eq!(s.source.buckets.len(), 2);
+        assert_eq!(s.source.origins.len(), 1);
+        assert!(!format!("{:?}", s.source).contains(secret));
+    }
+
+    #[test]
+    fn source_origins_read_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[[source.origins]]\nhost = \"img.internal:8080\"\n\
+             headers = { Authorization = \"Bearer t\", X-Tenant = \"a\" }\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&file), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.source.origins.len(), 1);
+        assert_eq!(c.source.origins[0].headers.len(), 2);
+        assert!(Settings::try_from(c).is_ok());
     }
 
     #[test]

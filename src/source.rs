@@ -1,27 +1,38 @@
 //! Where source bytes come from: the source part of an `/img/` URL parsed into a [`Source`], and
-//! a [`Fetcher`] that reads it from a local folder or through an SSRF-safe HTTP client.
+//! a [`Fetcher`] that reads it from a local folder, through an SSRF-safe HTTP client, or from an
+//! allowed object-store bucket (`s3://`, `gs://`, `az://`).
 //!
 //! The fetcher knows nothing of options or pixels; it returns raw bytes, capped in size. It does
-//! not cache, decode, sniff formats or look at origin headers beyond status, `Location` and
-//! `Content-Length`.
+//! not cache, decode, sniff formats or look at origin headers beyond status, `Location`,
+//! `Content-Length` and `Cache-Control`.
 //!
-//! Layout: `parse` (URL grammar, pure), `policy` (per-URL checks, pure), `ip` (address
-//! classifier, pure), `resolve` (the filtering DNS resolver), `fetch` (the client and remote
-//! reads), `local` (folder reads).
+//! Layout: `parse` (URL grammar, pure), `bucket` (bucket-source grammar, pure), `policy`
+//! (per-URL checks, pure), `ip` (address classifier, pure), `resolve` (the filtering DNS
+//! resolver), `origins` (configured per-origin request headers), `fetch` (the client and remote
+//! reads), `objects` (bucket clients and object reads), `local` (folder reads).
 //!
 //! **Invariant:** the origin client connects only to addresses `policy::address_allowed` admits: names
 //! through the filtering resolver, IP literals through `policy::check_url`, on the first URL and
 //! on every redirect hop; system proxies are off, so nothing resolves elsewhere.
+//!
+//! Bucket reads are the one exception: they go to the operator's configured endpoint (or the
+//! provider's), which is not user input and so not subject to the address policy. A user can
+//! only name a bucket on `source.buckets`, never an endpoint.
 
+mod bucket;
 mod fetch;
 pub mod ip;
 mod local;
+mod objects;
 #[cfg(test)]
 mod origin_tests;
+mod origins;
 mod parse;
 mod policy;
 mod resolve;
 
+pub use self::bucket::{BucketName, BucketObject, BucketScheme};
+pub use self::origins::OriginHeaders;
 pub use self::policy::AllowedNetwork;
 
 use std::path::PathBuf;
@@ -46,6 +57,8 @@ pub enum Source {
     Remote(Url),
     /// A path relative to the `Base::Dir` folder, normalised, with no `..` components.
     Local(PathBuf),
+    /// An object in a bucket (`s3://bucket/key`, `gs://…`, `az://…`).
+    Bucket(BucketObject),
 }
 
 /// The source policy and client settings (`[source]` in config, validated).
@@ -72,6 +85,12 @@ pub struct Settings {
     /// Remote fetches in flight at once, and to one host.
     pub max_concurrent_fetches: usize,
     pub max_per_host: usize,
+    /// Headers sent to particular origins (credentials of private origins); secrets.
+    pub origins: Vec<OriginHeaders>,
+    /// Buckets a source may name; empty = bucket sources are refused.
+    pub buckets: Vec<BucketName>,
+    /// Where and how bucket clients connect (`source.bucket_*`).
+    pub bucket_endpoint: crate::bucket::Endpoint,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,18 +120,20 @@ pub enum SourceError {
 ///
 /// Accepted spellings: `https://a.com/x.jpg`, `https:/a.com/x.jpg` (slashes collapsed by a
 /// proxy), `https%3A%2F%2Fa.com%2Fx.jpg`, `b64/<base64url of the URL>` (the request query is
-/// ignored for this form), and paths relative to `base`. See `source/parse.rs` for the rules.
+/// ignored for this form), the same for `s3://bucket/key` (`gs://`, `az://`), and paths
+/// relative to `base`. See `source/parse.rs` for the rules.
 /// Pure: the host allow-list and address policy are applied by [`Fetcher`].
 pub fn parse(rest: &str, query: Option<&str>, base: &Base) -> Result<Source, SourceError> {
     parse::parse(rest, query, base)
 }
 
-/// The canonical text of a source, for logs and cache keys: the URL, or the relative path with
-/// `/` separators.
+/// The canonical text of a source, for logs and cache keys: the URL, the relative path with
+/// `/` separators, or `s3://bucket/key[?versionId=…]`.
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Remote(url) => f.write_str(url.as_str()),
+            Source::Bucket(object) => std::fmt::Display::fmt(object, f),
             Source::Local(path) => {
                 let mut first = true;
                 for component in path.components() {
@@ -142,8 +163,10 @@ pub struct Fetcher {
     client: reqwest::Client,
     /// The host lists and address policy, parsed once.
     policy: std::sync::Arc<policy::Policy>,
-    /// Bounds on remote fetches in flight.
+    /// Bounds on remote fetches in flight (bucket reads included).
     gates: std::sync::Arc<fetch::Gates>,
+    /// The bucket allow-list and one lazily built client per bucket.
+    objects: std::sync::Arc<objects::Objects>,
 }
 
 impl Fetcher {
@@ -160,7 +183,7 @@ impl Fetcher {
 
     /// Apply the source policy without any I/O: for a remote source scheme, userinfo, host
     /// allow-list and literal-IP address check; for a local source the path shape and a folder
-    /// base. `fetch` runs this itself (and again on every redirect hop); the server may call it
+    /// base; for a bucket source the `buckets` allow-list. `fetch` runs this itself (and again on every redirect hop); the server may call it
     /// early, e.g. before serving a cached rendition.
     pub fn authorize(&self, source: &Source) -> Result<(), SourceError> {
         fetch::authorize(self, source)
@@ -168,7 +191,7 @@ impl Fetcher {
 
     /// What makes the bytes of `source` what they are, beyond its name: for a local file the
     /// configured folder, its size, modification time and inode (one `stat`); empty for
-    /// remote sources and for files that cannot be read (the fetch reports those).
+    /// remote and bucket sources and for files that cannot be read (the fetch reports those).
     pub async fn identity(&self, source: &Source) -> String {
         let (Source::Local(rel), Base::Dir(dir)) = (source, &self.settings.base) else {
             return String::new();

@@ -1,6 +1,7 @@
 //! `source::parse` on arbitrary UTF-8, split at the first `?` into path rest and query, against
 //! a folder base and a URL base. Local results must be relative with no `..` (or root/prefix)
-//! component; remote results must be http(s) with no credentials.
+//! component; remote results must be http(s) with no credentials; bucket results must have a
+//! clean key and a canonical text that parses back to them.
 #![no_main]
 
 use std::path::{Component, PathBuf};
@@ -55,6 +56,24 @@ fn check(input: &str, base: &Base, result: Result<Source, source::SourceError>) 
                 "Remote source {u} from {input:?} has no host"
             );
             assert!(u.fragment().is_none(), "Remote source {u} from {input:?} has a fragment");
+        }
+        Ok(Source::Bucket(o)) => {
+            assert!(
+                o.key
+                    .split('/')
+                    .all(|seg| !seg.is_empty() && seg != "." && seg != ".."),
+                "Bucket source {o} from {input:?} has an empty, . or .. key segment"
+            );
+            assert!(
+                !o.key.chars().any(char::is_control),
+                "Bucket source {o} from {input:?} has a control character"
+            );
+            // The canonical text is the cache-key text: it must read back as the same object.
+            let again = source::parse(&o.to_string(), None, base);
+            assert!(
+                again.as_ref().ok() == Some(&Source::Bucket(o.clone())),
+                "Bucket source {o} from {input:?} reads back as {again:?}"
+            );
         }
         Err(_) => {}
     }

@@ -65,6 +65,7 @@ pub fn versioned_source(source: &Source, identity: &str) -> Key {
     let kind: &[u8] = match source {
         Source::Remote(_) => b"remote",
         Source::Local(_) => b"local",
+        Source::Bucket(_) => b"bucket",
     };
     if identity.is_empty() {
         hash("imgcdn source", &[kind, source.to_string().as_bytes()])

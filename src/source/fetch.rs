@@ -2,7 +2,9 @@
 //! loop (manual redirects, status mapping, capped streaming body) under one deadline.
 //!
 //! It deliberately does not forward any client header, decompress, retry, cache, or look at the
-//! origin's `Content-Type`; format sniffing belongs to the pipeline. Local reads are in `local.rs`.
+//! origin's `Content-Type`; format sniffing belongs to the pipeline. The only headers added are
+//! the operator's `[[source.origins]]` ones, decided per hop. Local reads are in `local.rs`,
+//! bucket reads in `objects.rs` (under the same deadline and gates).
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use super::local;
+use super::objects::Objects;
 use super::policy::{self, address_allowed, Policy};
 use super::resolve::{BlockedAddress, PolicyResolver};
 use super::{Base, Fetched, Fetcher, Settings, Source, SourceError};
@@ -57,11 +60,13 @@ pub(super) fn with_resolver(
         .map_err(|_| SourceError::Origin("cannot build the HTTP client".to_owned()))?;
 
     let gates = Gates::new(settings.max_concurrent_fetches, settings.max_per_host);
+    let objects = Objects::new(&settings);
     Ok(Fetcher {
         settings: Arc::new(settings),
         client,
         policy: Arc::new(policy),
         gates: Arc::new(gates),
+        objects: Arc::new(objects),
     })
 }
 
@@ -101,6 +106,7 @@ impl Gates {
 pub(super) fn authorize(fetcher: &Fetcher, source: &Source) -> Result<(), SourceError> {
     match source {
         Source::Remote(url) => policy::check_url(url, &fetcher.policy),
+        Source::Bucket(object) => fetcher.objects.authorize(object),
         Source::Local(path) => match &fetcher.settings.base {
             Base::Dir(_) => local::check_shape(path),
             Base::Url(_) => Err(SourceError::Forbidden(
@@ -124,6 +130,19 @@ pub(super) async fn fetch(fetcher: &Fetcher, source: &Source) -> Result<Fetched,
                     .await
                     .ok_or_else(|| origin("fetch gates closed"))?;
                 remote(fetcher, url).await
+            }
+            (Source::Bucket(object), _) => {
+                // Buckets share the gates with hosts: `s3://photos` counts as one host.
+                let _place = fetcher
+                    .gates
+                    .enter(&object.bucket.to_string())
+                    .await
+                    .ok_or_else(|| origin("fetch gates closed"))?;
+                let bytes = fetcher.objects.read(object, settings.max_bytes).await?;
+                Ok(Fetched {
+                    bytes,
+                    storable: true,
+                })
             }
             (Source::Local(path), Base::Dir(dir)) => local::read(dir, path, settings.max_bytes)
                 .await
@@ -149,12 +168,12 @@ async fn remote(fetcher: &Fetcher, first: &Url) -> Result<Fetched, SourceError> 
     // A redirect that says no-store/private (an expiring signed URL) taints what it leads to.
     let mut hops_storable = true;
     loop {
-        let response = fetcher
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(send_error)?;
+        let mut request = fetcher.client.get(url.clone());
+        // Decided per hop: a redirect to another host or port never carries them.
+        if let Some(entry) = settings.origins.iter().find(|o| o.matches(&url)) {
+            request = request.headers(entry.headers().clone());
+        }
+        let response = request.send().await.map_err(send_error)?;
         // Defence in depth: the peer actually connected to must pass the policy too.
         if let Some(peer) = response.remote_addr() {
             let (host, port) = (url.host(), url.port_or_known_default());

@@ -195,6 +195,9 @@ fn settings(allow_networks: &[&str]) -> Settings {
         connect_timeout: Duration::from_secs(3),
         max_concurrent_fetches: 64,
         max_per_host: 8,
+        origins: Vec::new(),
+        buckets: Vec::new(),
+        bucket_endpoint: crate::bucket::Endpoint::default(),
     }
 }
 

@@ -1,16 +1,17 @@
 //! `source::parse`: the source part of an `/img/<options>/<source>` URL into a [`Source`].
 //!
 //! Pure: no I/O, no DNS, no settings beyond the base. It normalises the accepted spellings
-//! (plain, slash-collapsed, percent-encoded, `b64/`), refuses non-http(s) schemes and userinfo,
-//! and confines relative sources to the base. It does not apply the host allow-list or the
+//! (plain, slash-collapsed, percent-encoded, `b64/`), refuses schemes other than http(s) and the
+//! bucket schemes (`s3`, `gs`, `az`; their grammar is `bucket.rs`) and userinfo, and confines
+//! relative sources to the base. It does not apply the host allow-list or the
 //! address policy; `Fetcher` does that on every fetch and redirect hop.
 //!
 //! Rules worth knowing:
 //! - A source whose first segment looks like `scheme:` (also once percent-decoded) is taken as
-//!   an absolute URL; only `http` and `https` are accepted. A local file named `a:b.jpg` must
+//!   an absolute URL; only `http`, `https`, `s3`, `gs` and `az` are accepted. A local file named `a:b.jpg` must
 //!   be written `./a:b.jpg`.
 //! - For `b64/<payload>` the request query is ignored: the encoded URL is the whole source.
-//!   The payload must decode to an absolute http(s) URL.
+//!   The payload must decode to an absolute http(s) or bucket URL.
 //! - Relative sources are percent-decoded once and split on `/` (so `%2F` separates segments);
 //!   `.` and empty segments are dropped; `..`, `\` and NUL are refused as traversal attempts.
 //! - With a URL base, the base query and fragment are dropped and the request query is used.
@@ -23,7 +24,7 @@ use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use url::Url;
 
-use super::{Base, Source, SourceError};
+use super::{bucket, Base, Source, SourceError};
 
 pub(crate) fn parse(rest: &str, query: Option<&str>, base: &Base) -> Result<Source, SourceError> {
     let query = query.filter(|q| !q.is_empty());
@@ -75,7 +76,10 @@ fn absolute(s: &str, query: Option<&str>) -> Result<Source, SourceError> {
     match scheme_of(s) {
         Some(scheme)
             if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {}
-        _ => return Err(bad("only http and https URLs are accepted")),
+        Some(scheme) if bucket::is_bucket_scheme(scheme) => {
+            return bucket::parse(s, query).map(Source::Bucket)
+        }
+        _ => return Err(bad("only http, https, s3, gs and az URLs are accepted")),
     }
     // WHATWG parsing also repairs `https:/a.com` (slashes collapsed by a proxy) and normalises
     // numeric IPv4 spellings (`2130706433`, `0177.0.0.1`) to dotted form.
@@ -426,6 +430,104 @@ mod tests {
         assert_eq!(s, Ok("https://a.com/x.jpg?v=2".to_owned()));
     }
 
+    #[track_caller]
+    fn object(rest: &str, query: Option<&str>, expected: &str) {
+        match parse(rest, query, &dir()) {
+            Ok(Source::Bucket(o)) => assert_eq!(o.to_string(), expected, "{rest:?}"),
+            other => panic!("{rest:?}: expected Bucket({expected}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_bucket_forms_canonical() {
+        object("s3://photos/a/cat.jpg", None, "s3://photos/a/cat.jpg");
+        object("S3://photos/cat.jpg", None, "s3://photos/cat.jpg");
+        object("gs://my_photos/cat.jpg", None, "gs://my_photos/cat.jpg");
+        object("az://photos/cat.jpg", None, "az://photos/cat.jpg");
+        // The key is decoded once; the canonical text escapes what would read differently.
+        object("s3://photos/my%20cat.jpg", None, "s3://photos/my%20cat.jpg");
+        object("s3://photos/100%25.jpg", None, "s3://photos/100%25.jpg");
+        object("s3://photos/a%3Fb.jpg", None, "s3://photos/a%3Fb.jpg");
+        object(
+            "s3://photos/caf%C3%A9.jpg",
+            None,
+            "s3://photos/caf%C3%A9.jpg",
+        );
+        object(
+            "s3%3A%2F%2Fphotos%2Fmy%2520cat.jpg",
+            None,
+            "s3://photos/my%20cat.jpg",
+        );
+        object(
+            &format!(
+                "b64/{}",
+                URL_SAFE_NO_PAD.encode("s3://photos/x.jpg?versionId=v1")
+            ),
+            Some("ignored=1"),
+            "s3://photos/x.jpg?versionId=v1",
+        );
+        object("s3://photos/x.jpg#frag", None, "s3://photos/x.jpg");
+    }
+
+    #[test]
+    fn parse_bucket_slash_collapsed_repaired() {
+        object("s3:/photos/a/cat.jpg", None, "s3://photos/a/cat.jpg");
+        object("gs:/photos/cat.jpg", None, "gs://photos/cat.jpg");
+        object("s3%3A%2Fphotos%2Fcat.jpg", None, "s3://photos/cat.jpg");
+    }
+
+    #[test]
+    fn parse_bucket_version_in_canonical_form() {
+        object(
+            "s3://photos/x.jpg",
+            Some("versionId=3HL4kqtJlcpXroDTDmJ"),
+            "s3://photos/x.jpg?versionId=3HL4kqtJlcpXroDTDmJ",
+        );
+        object(
+            "s3://photos/x.jpg?versionId=a%26b",
+            None,
+            "s3://photos/x.jpg?versionId=a%26b",
+        );
+        let plain = parse("s3://photos/x.jpg", None, &dir());
+        let versioned = parse("s3://photos/x.jpg", Some("versionId=1"), &dir());
+        assert_ne!(plain, versioned);
+        let (Ok(plain), Ok(versioned)) = (plain, versioned) else {
+            panic!("both parse");
+        };
+        assert_ne!(
+            crate::cache::key::source(&plain),
+            crate::cache::key::source(&versioned)
+        );
+    }
+
+    #[test]
+    fn parse_bucket_malformed_bad_source() {
+        for (rest, query) in [
+            ("s3://Photos/x.jpg", None),
+            ("s3://ab/x.jpg", None),
+            ("s3://my_photos/x.jpg", None),
+            ("s3://photos", None),
+            ("s3://photos/", None),
+            ("s3:///x.jpg", None),
+            ("s3:photos/x.jpg", None),
+            ("s3://photos/a//b.jpg", None),
+            ("s3://photos/a/../b.jpg", None),
+            ("s3://photos/%2E%2E/b.jpg", None),
+            ("s3://photos/a%0Ab.jpg", None),
+            ("s3://photos/%ff.jpg", None),
+            ("s3://photos/x.jpg", Some("v=2")),
+            ("s3://photos/x.jpg", Some("versionId=")),
+            ("s3://photos/x.jpg?versionId=1", Some("versionId=2")),
+            ("gs://photos/x.jpg", Some("versionId=1")),
+            ("s3://user@photos/x.jpg", None),
+        ] {
+            match parse(rest, query, &dir()) {
+                Err(SourceError::BadSource(_)) => {}
+                other => panic!("{rest:?} {query:?}: {other:?}"),
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn parse_arbitrary_input_never_panics(
@@ -435,6 +537,22 @@ mod tests {
             for base in [dir(), url_base("http://o/imgs")] {
                 let _ = parse(&rest, query.as_deref(), &base);
                 let _ = parse(&format!("b64/{rest}"), None, &base);
+            }
+        }
+
+        #[test]
+        fn parse_bucket_canonical_text_reads_back(
+            key in r"[a-z0-9 %?#&+=./_-]{1,24}",
+            version in proptest::option::of(r"[A-Za-z0-9 %?#&+=./_-]{1,12}"),
+        ) {
+            let encoded: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+            let query = version
+                .as_ref()
+                .map(|v| format!("versionId={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()));
+            if let Ok(Source::Bucket(o)) = parse(&format!("s3://photos/{encoded}"), query.as_deref(), &dir()) {
+                proptest::prop_assert_eq!(&o.version, &version);
+                let again = parse(&o.to_string(), None, &dir());
+                proptest::prop_assert_eq!(again, Ok(Source::Bucket(o)));
             }
         }
 

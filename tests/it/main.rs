@@ -3,6 +3,7 @@
 
 mod abuse;
 mod binary;
+mod buckets;
 mod cache;
 mod connections;
 mod disk;

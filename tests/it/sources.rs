@@ -176,3 +176,166 @@ async fn source_non_http_scheme_is_a_bad_source() {
         .await
         .assert_error(400, "bad-source");
 }
+
+/// An origin that records the `x-origin-key` header of every request, answering `/x.jpg` with
+/// a JPEG and `/redirect?to=<url>` with a 302 to that URL.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Recorder {
+    async fn start() -> Recorder {
+        use http_body_util::Full;
+        use hyper::service::service_fn;
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind recorder");
+        let addr = listener.local_addr().expect("recorder addr");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let log = seen.clone();
+        let body = jpeg(16, 8);
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+                    _ = &mut stopped => break,
+                };
+                let log = log.clone();
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let key = req
+                            .headers()
+                            .get("x-origin-key")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        let path = req.uri().path().to_owned();
+                        log.lock().expect("log").push((path.clone(), key));
+                        let to =
+                            url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                                .find(|(k, _)| k == "to")
+                                .map(|(_, v)| v.into_owned());
+                        let response = match (path.as_str(), to) {
+                            ("/x.jpg", _) => hyper::Response::new(Full::new(body.clone())),
+                            ("/redirect", Some(to)) => hyper::Response::builder()
+                                .status(302)
+                                .header("location", to)
+                                .body(Full::new(bytes::Bytes::new()))
+                                .expect("redirect"),
+                            _ => hyper::Response::builder()
+                                .status(404)
+                                .body(Full::new(bytes::Bytes::new()))
+                                .expect("404"),
+                        };
+                        async move { Ok::<_, std::convert::Infallible>(response) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Recorder {
+            addr,
+            seen,
+            _stop: stop,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every request so far: path and the `x-origin-key` it carried.
+    fn seen(&self) -> Vec<(String, Option<String>)> {
+        self.seen.lock().expect("log").clone()
+    }
+}
+
+const ORIGIN_KEY: &str = "s3cret-origin-key";
+
+/// A proxy that sends `x-origin-key` to `host` only.
+async fn proxy_with_origin_key(host: String) -> Proxy {
+    proxy(move |c| {
+        c.source.origins = vec![imgcdn::config::OriginConfig {
+            host,
+            headers: [("X-Origin-Key".to_owned(), ORIGIN_KEY.to_owned())].into(),
+        }]
+    })
+    .await
+}
+
+fn redirect_to(url: &str) -> String {
+    url::form_urlencoded::byte_serialize(url.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn source_origin_headers_reach_only_the_configured_host_and_port() {
+    let private = Recorder::start().await;
+    let other = Recorder::start().await;
+    let p = proxy_with_origin_key(private.addr.to_string()).await;
+    p.get(&format!("/img/w_8/{}", private.url("/x.jpg")))
+        .await
+        .assert_ok();
+    p.get(&format!("/img/w_8/{}", other.url("/x.jpg")))
+        .await
+        .assert_ok();
+    assert_eq!(
+        private.seen(),
+        vec![("/x.jpg".to_owned(), Some(ORIGIN_KEY.to_owned()))]
+    );
+    // Same address, another port: another origin.
+    assert_eq!(other.seen(), vec![("/x.jpg".to_owned(), None)]);
+}
+
+#[tokio::test]
+async fn source_origin_headers_without_port_mean_the_default_port_only() {
+    let private = Recorder::start().await;
+    let p = proxy_with_origin_key("127.0.0.1".to_owned()).await;
+    p.get(&format!("/img/w_8/{}", private.url("/x.jpg")))
+        .await
+        .assert_ok();
+    assert_eq!(private.seen(), vec![("/x.jpg".to_owned(), None)]);
+}
+
+#[tokio::test]
+async fn source_origin_headers_not_sent_after_redirect_to_another_host() {
+    let private = Recorder::start().await;
+    let other = Recorder::start().await;
+    let p = proxy_with_origin_key(private.addr.to_string()).await;
+    let away = redirect_to(&other.url("/x.jpg"));
+    p.get(&format!("/img/w_8/{}?to={away}", private.url("/redirect")))
+        .await
+        .assert_ok();
+    assert_eq!(
+        private.seen(),
+        vec![("/redirect".to_owned(), Some(ORIGIN_KEY.to_owned()))]
+    );
+    assert_eq!(other.seen(), vec![("/x.jpg".to_owned(), None)]);
+}
+
+#[tokio::test]
+async fn source_origin_headers_kept_on_redirect_within_the_host() {
+    let private = Recorder::start().await;
+    let p = proxy_with_origin_key(private.addr.to_string()).await;
+    let within = redirect_to(&private.url("/x.jpg"));
+    p.get(&format!(
+        "/img/w_8/{}?to={within}",
+        private.url("/redirect")
+    ))
+    .await
+    .assert_ok();
+    let key = Some(ORIGIN_KEY.to_owned());
+    assert_eq!(
+        private.seen(),
+        vec![
+            ("/redirect".to_owned(), key.clone()),
+            ("/x.jpg".to_owned(), key)
+        ]
+    );
+}
