@@ -230,6 +230,21 @@ mod tests {
     }
 
     #[test]
+    fn bucket_urls_have_one_canonical_text() {
+        canonical("s3://photos/cat.jpg", None, "s3://photos/cat.jpg");
+        canonical("gs://photos/a/b.png", None, "gs://photos/a/b.png");
+        canonical(
+            "s3://photos/cat.jpg",
+            Some("versionId=3"),
+            "s3://photos/cat.jpg?versionId=3",
+        );
+        refused("s3://photos/", None);
+        refused("s3://photos/cat.jpg", Some("x=1"));
+        refused("gs://photos/cat.jpg", Some("versionId=3"));
+        refused("s3://photos/../etc/passwd", None);
+    }
+
+    #[test]
     fn bucket_names_follow_provider_rules() {
         for ok in [
             "s3://photos",

@@ -179,9 +179,12 @@ async fn source_non_http_scheme_is_a_bad_source() {
 
 /// An origin that records the `x-origin-key` header of every request, answering `/x.jpg` with
 /// a JPEG and `/redirect?to=<url>` with a 302 to that URL.
+/// (path, `x-origin-key`) of every request seen.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
 struct Recorder {
     addr: std::net::SocketAddr,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    seen: Seen,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 

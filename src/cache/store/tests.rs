@@ -135,7 +135,7 @@ async fn store_expired_entries_are_misses_and_are_overwritten() {
     write_and_flush(&store, &s, &k, &old).await;
     assert!(matches!(store.read(&s, &k, false).await, Read::Miss));
     write_and_flush(&store, &s, &k, &entry(b"new")).await;
-    assert!(matches!(store.read(&s, &k, false).await, Read::Hit(e) if e.body == &b"new"[..]));
+    assert!(matches!(store.read(&s, &k, false).await, Read::Hit(e) if e.body == b"new"[..]));
 }
 
 #[tokio::test]
@@ -144,7 +144,7 @@ async fn store_writes_are_create_only_and_already_exists_is_success() {
     let (s, k) = (key(1), key(2));
     write_and_flush(&store, &s, &k, &entry(b"first")).await;
     write_and_flush(&store, &s, &k, &entry(b"second")).await;
-    assert!(matches!(store.read(&s, &k, false).await, Read::Hit(e) if e.body == &b"first"[..]));
+    assert!(matches!(store.read(&s, &k, false).await, Read::Hit(e) if e.body == b"first"[..]));
     let snap = store.snapshot();
     assert_eq!((snap.writes, snap.errors), (2, 0));
 }
