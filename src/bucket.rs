@@ -19,8 +19,8 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreScheme, RetryConfig};
 
-/// Where and how to reach a bucket (everything but its name).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Where and how to reach a bucket (everything but its name). `Debug` leaves the secret out.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Endpoint {
     /// S3-compatible server (`https://…` for R2, MinIO, Ceph); empty = the provider's own.
     pub endpoint: String,
@@ -33,6 +33,19 @@ pub struct Endpoint {
     pub secret_access_key: String,
     /// `If-None-Match: *` creates for S3 (false for servers that answer 501 to it).
     pub conditional_put: bool,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("allow_http", &self.allow_http)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("conditional_put", &self.conditional_put)
+            .finish()
+    }
 }
 
 /// Time budgets of every request a client makes.

@@ -52,8 +52,9 @@ pub fn verify(keys: &[String], signature: &str, message: &str) -> bool {
 }
 
 /// `/w_300/https:/a.com/x` → `/w_300/https://a.com/x`: undo the `//` → `/` collapse some proxies
-/// apply to the source URL's scheme, which is the first path segment that reads `http:` or
-/// `https:`. Only that one is restored, and never in the query: a signature must not also
+/// apply to the source URL's scheme, which is the first path segment that reads `http:`,
+/// `https:` or a bucket scheme (`s3:`, `gs:`, `az:`). Only that one is restored, and never in
+/// the query: a signature must not also
 /// cover URLs that differ elsewhere (`?u=/https:/b` and `?u=/https://b` are different
 /// sources). `None` when there is nothing to restore.
 pub fn restore_collapsed(message: &str) -> Option<String> {
@@ -63,8 +64,9 @@ pub fn restore_collapsed(message: &str) -> Option<String> {
     while let Some(i) = path[from..].find(":/").map(|i| i + from) {
         let head = &path[..i];
         let segment = head.rfind('/').map_or(head, |j| &head[j + 1..]);
-        let is_scheme =
-            segment.eq_ignore_ascii_case("http") || segment.eq_ignore_ascii_case("https");
+        let is_scheme = ["http", "https", "s3", "gs", "az"]
+            .iter()
+            .any(|s| segment.eq_ignore_ascii_case(s));
         // The source starts at the second segment, after the options: `/w_300/https:/…`.
         // A scheme further on belongs to a relative path, whose slashes are its own.
         if is_scheme && head.matches('/').count() != 2 {
@@ -171,6 +173,10 @@ mod tests {
         assert_eq!(
             restore_collapsed("/w_1/https:/a.com/x/http:/b"),
             Some("/w_1/https://a.com/x/http:/b".into())
+        );
+        assert_eq!(
+            restore_collapsed("/w_1/s3:/photos/cat.jpg"),
+            Some("/w_1/s3://photos/cat.jpg".into())
         );
         assert_eq!(restore_collapsed("/w_1/https://a.com/r/http:/b"), None);
         assert_eq!(restore_collapsed("/w_1/x.jpg?u=/https:/b"), None);
