@@ -43,6 +43,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub admin: AdminConfig,
     pub security: SecurityConfig,
+    pub compat: crate::compat::CompatConfig,
     pub error: ErrorConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
@@ -712,6 +713,8 @@ pub struct Settings {
     /// Empty = URLs need no signature.
     pub signing_keys: Vec<String>,
     pub presets: Presets,
+    /// `[compat]`: the other servers' URL dialects that are mounted.
+    pub compat: crate::compat::Settings,
 }
 
 impl TryFrom<Config> for Settings {
@@ -934,6 +937,12 @@ impl TryFrom<Config> for Settings {
             ));
         }
         let store = store_settings(&c).map_err(|(key, reason)| invalid(key, reason))?;
+        let compat = crate::compat::Settings::from_config(
+            &c.compat,
+            !c.security.signing_keys.is_empty(),
+            c.security.only_presets,
+        )
+        .map_err(|(key, reason)| invalid(key, reason))?;
         let presets = Presets::new(c.presets.clone(), c.security.only_presets).map_err(
             |(name, reason)| ConfigError::Invalid {
                 key: "presets",
@@ -1063,6 +1072,7 @@ impl TryFrom<Config> for Settings {
             metrics_token: (!c.metrics.token.is_empty()).then_some(c.metrics.token),
             signing_keys: c.security.signing_keys,
             presets,
+            compat,
         })
     }
 }

@@ -83,9 +83,15 @@ pub fn plan(
                     };
                     (size, size, whole, (0, 0))
                 }
+                Fit::Outside => {
+                    let scale = (f64::from(w) / sw).max(f64::from(h) / sh);
+                    let scale = if t.enlarge { scale } else { scale.min(1.0) };
+                    let size = (round_px(sw * scale), round_px(sh * scale));
+                    (size, size, whole, (0, 0))
+                }
                 Fit::Pad => {
                     let size = fit_size(sw, sh, Some(w), Some(h), t.enlarge);
-                    let (gx, gy) = gravity_factors(t.gravity);
+                    let (gx, gy) = gravity_factors(t.gravity, sw, sh);
                     let offset = (
                         place(w.saturating_sub(size.0), gx),
                         place(h.saturating_sub(size.1), gy),
@@ -142,18 +148,34 @@ fn fill_crop(sw: f64, sh: f64, w: u32, h: u32, gravity: Gravity) -> Rect {
     } else {
         (sw, (sw / aspect).min(sh))
     };
-    let (gx, gy) = gravity_factors(gravity);
+    let (x, y) = match gravity {
+        // A focal point: the crop's centre on it, as near as the image allows.
+        Gravity::Focal { .. } | Gravity::Point { .. } => {
+            let (fx, fy) = gravity_factors(gravity, sw, sh);
+            (fx * sw - cw / 2.0, fy * sh - ch / 2.0)
+        }
+        _ => {
+            let (gx, gy) = gravity_factors(gravity, sw, sh);
+            ((sw - cw) * gx, (sh - ch) * gy)
+        }
+    };
     Rect {
-        x: ((sw - cw) * gx).clamp(0.0, sw - cw),
-        y: ((sh - ch) * gy).clamp(0.0, sh - ch),
+        x: x.clamp(0.0, sw - cw),
+        y: y.clamp(0.0, sh - ch),
         width: cw,
         height: ch,
     }
 }
 
-/// Where gravity puts the kept region along each axis: 0 = left/top, 0.5 = centre, 1 = right/bottom.
-fn gravity_factors(g: Gravity) -> (f64, f64) {
+/// Where gravity puts the kept region along each axis: 0 = left/top, 0.5 = centre, 1 =
+/// right/bottom; a focal point's own position as a fraction of the `sw` x `sh` image.
+fn gravity_factors(g: Gravity, sw: f64, sh: f64) -> (f64, f64) {
     match g {
+        Gravity::Focal { x, y } => (f64::from(x) / 1000.0, f64::from(y) / 1000.0),
+        Gravity::Point { x, y } => (
+            (f64::from(x) / sw).clamp(0.0, 1.0),
+            (f64::from(y) / sh).clamp(0.0, 1.0),
+        ),
         // `g_auto` plans the centred crop; the pipeline moves it once it has the pixels.
         Gravity::Center | Gravity::Auto => (0.5, 0.5),
         Gravity::North => (0.5, 0.0),
@@ -167,14 +189,16 @@ fn gravity_factors(g: Gravity) -> (f64, f64) {
     }
 }
 
-/// Offset of a placed image inside `free` spare pixels (centre rounds down).
+/// Offset of a placed image inside `free` spare pixels, `factor` of the way along (rounded
+/// down, so the centre rounds down).
 fn place(free: u32, factor: f64) -> u32 {
     if factor <= 0.0 {
         0
     } else if factor >= 1.0 {
         free
     } else {
-        free / 2
+        // `as` saturates; the product is below `free`.
+        ((f64::from(free) * factor).floor() as u32).min(free)
     }
 }
 
@@ -457,8 +481,101 @@ mod tests {
         .is_ok());
     }
 
+    #[test]
+    fn plan_focal_point_centres_the_fill_crop_as_far_as_the_image_allows() {
+        let fill = |g| t(Some(100), Some(100), Fill, g, false);
+        // 2000x1000 source: the crop is 1000x1000 and can move along x only.
+        let focal = |x, y| Focal { x, y };
+        check_crop(
+            fill(focal(300, 500)),
+            (2000, 1000),
+            rect(100.0, 0.0, 1000.0, 1000.0),
+        );
+        check_crop(
+            fill(focal(100, 0)),
+            (2000, 1000),
+            rect(0.0, 0.0, 1000.0, 1000.0),
+        );
+        check_crop(
+            fill(focal(1000, 1000)),
+            (2000, 1000),
+            rect(1000.0, 0.0, 1000.0, 1000.0),
+        );
+        // The same in pixels, and a point beyond the image is clamped to it.
+        check_crop(
+            fill(Point { x: 600, y: 9 }),
+            (2000, 1000),
+            rect(100.0, 0.0, 1000.0, 1000.0),
+        );
+        check_crop(
+            fill(Point { x: 65_536, y: 0 }),
+            (2000, 1000),
+            rect(1000.0, 0.0, 1000.0, 1000.0),
+        );
+        // Compass gravities are the focal points 0, 0.5 and 1.
+        for (g, f) in [
+            (Center, focal(500, 500)),
+            (NorthWest, focal(0, 0)),
+            (SouthEast, focal(1000, 1000)),
+        ] {
+            let a = plan(&fill(g), 1999, 1003, u64::MAX).unwrap();
+            let b = plan(&fill(f), 1999, 1003, u64::MAX).unwrap();
+            assert_eq!(a, b, "{g:?}");
+        }
+        // `pad` places the image that far along the free space.
+        let pad = t(Some(300), Some(300), Pad, focal(250, 1000), false);
+        check(pad, (2560, 1600), (300, 188), (300, 300), (0, 112));
+        let pad = t(Some(300), Some(300), Pad, focal(500, 250), false);
+        check(pad, (1600, 2560), (188, 300), (300, 300), (56, 0));
+    }
+
+    #[test]
+    fn plan_outside_covers_the_box_without_cropping() {
+        let outside = |w, h, enlarge| t(Some(w), Some(h), Fit::Outside, Center, enlarge);
+        check(
+            outside(300, 300, false),
+            (2560, 1600),
+            (480, 300),
+            (480, 300),
+            (0, 0),
+        );
+        check(
+            outside(300, 100, false),
+            (2560, 1600),
+            (300, 188),
+            (300, 188),
+            (0, 0),
+        );
+        check_crop(
+            outside(300, 300, false),
+            (2560, 1600),
+            rect(0.0, 0.0, 2560.0, 1600.0),
+        );
+        // Never enlarged unless asked.
+        check(
+            outside(300, 300, false),
+            (100, 50),
+            (100, 50),
+            (100, 50),
+            (0, 0),
+        );
+        check(
+            outside(300, 300, true),
+            (100, 50),
+            (600, 300),
+            (600, 300),
+            (0, 0),
+        );
+    }
+
     fn any_fit() -> impl Strategy<Value = Fit> {
-        prop_oneof![Just(Fit::Fit), Just(Fill), Just(Pad), Just(Scale)]
+        prop_oneof![
+            Just(Fit::Fit),
+            Just(Fill),
+            Just(Pad),
+            Just(Scale),
+            Just(Fit::Outside)
+        ]
     }
 
     fn any_gravity() -> impl Strategy<Value = Gravity> {
@@ -471,7 +588,9 @@ mod tests {
             Just(NorthEast),
             Just(NorthWest),
             Just(SouthEast),
-            Just(SouthWest)
+            Just(SouthWest),
+            (0u16..=1000, 0u16..=1000).prop_map(|(x, y)| Focal { x, y }),
+            (0u32..=70000, 0u32..=70000).prop_map(|(x, y)| Point { x, y }),
         ]
     }
 
@@ -499,7 +618,13 @@ mod tests {
                 prop_assert!(f64::from(p.resize.0) <= c.width.round().max(1.0), "{p:?}");
                 prop_assert!(f64::from(p.resize.1) <= c.height.round().max(1.0), "{p:?}");
             }
-            if let (Some(w), Some(h)) = (w, h) {
+            if let (Some(w), Some(h), Fit::Outside) = (w, h, fit) {
+                // Covers the box (unless that would enlarge), cropping nothing.
+                if enlarge {
+                    prop_assert!(p.canvas.0 >= w && p.canvas.1 >= h, "{p:?}");
+                }
+                prop_assert!(c.width == fw && c.height == fh);
+            } else if let (Some(w), Some(h)) = (w, h) {
                 // Never larger than the box, whatever `enlarge` says.
                 prop_assert!(p.canvas.0 <= w && p.canvas.1 <= h, "{p:?}");
                 if enlarge && fit != Fit::Fit {
@@ -510,7 +635,7 @@ mod tests {
             } else if let Some(h) = h {
                 if !enlarge { prop_assert!(p.canvas.1 <= h); }
             }
-            let fits = fit == Fit::Fit || w.is_none() || h.is_none() || fit == Pad;
+            let fits = matches!(fit, Fit::Fit | Pad | Fit::Outside) || w.is_none() || h.is_none();
             if fits {
                 // Aspect kept within 1 px (along at least one axis; rounding each side by half a
                 // pixel can show as more than 1 px on the other, much shorter axis).

@@ -5,6 +5,7 @@
 //! bounded [`pool`], and the server answers with cache headers. See `ARCHITECTURE.md`.
 pub mod bucket;
 pub mod cache;
+pub mod compat;
 pub mod config;
 pub mod format;
 pub mod layout;

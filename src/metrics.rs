@@ -31,6 +31,8 @@ pub enum Route {
     Ready,
     Metrics,
     Admin,
+    /// A `[compat]` dialect's route.
+    Compat,
     Other,
 }
 
@@ -56,6 +58,7 @@ impl Route {
             Route::Ready => "ready",
             Route::Metrics => "metrics",
             Route::Admin => "admin",
+            Route::Compat => "compat",
             Route::Other => "other",
         }
     }

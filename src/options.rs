@@ -10,7 +10,11 @@
 //! `q_1..100`, `f_jpeg|jpg|png|webp|avif|gif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
 //! `crop_<x>_<y>_<w>_<h>` (source pixels), `trim_<0..=255>`, `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
 //! (0.1..=10), sigmas with at most one decimal, `page_<n>` (1-based animation frame, 1..=65536:
-//! flattens an animation to that frame).
+//! flattens an animation to that frame), `gray_0|1` (grayscale output), `c_outside` (cover the
+//! box without cropping), `g_fp_<x>_<y>` (a focal point, fractions 0..=1 of the image with at
+//! most 3 decimals) and `g_px_<x>_<y>` (a focal point in pixels), `ar_<a>:<b>` (an aspect
+//! ratio: with exactly one of `w`/`h` it sets the other, and implies `c_fill` when `c_` is not
+//! given; resolved here, so `w_300,ar_2:1` *is* `w_300,h_150,c_fill`).
 //!
 //! Geometry: every option sees the source as displayed (EXIF orientation applied), then turned
 //! by `r_`, then mirrored by `flip_`; `crop_` cuts a rectangle of that image, and `w`/`h`/`c`/`g`
@@ -36,6 +40,9 @@ pub enum Fit {
     Pad,
     /// Stretch to exactly the box.
     Scale,
+    /// Cover the box, keep the aspect ratio, crop nothing: the result is at least the box in
+    /// both dimensions (sharp's `outside`).
+    Outside,
 }
 
 /// Which part of the image to keep when cropping (`fill`) or where to place it (`pad`).
@@ -54,6 +61,19 @@ pub enum Gravity {
     /// `g_auto`: for `fill`, the most interesting region (edges, saturation, skin tones); the
     /// centre for `pad`.
     Auto,
+    /// `g_fp_<x>_<y>`: a focal point as fractions of the image's width and height, in
+    /// thousandths (0..=1000). `fill` centres the crop on it as far as the image allows; `pad`
+    /// places the image that far along the free space.
+    Focal {
+        x: u16,
+        y: u16,
+    },
+    /// `g_px_<x>_<y>`: a focal point in pixels of the image being fitted (after `crop_`),
+    /// clamped to it; otherwise as [`Gravity::Focal`].
+    Point {
+        x: u32,
+        y: u32,
+    },
 }
 
 /// The output format asked for with `f_`.
@@ -140,6 +160,8 @@ pub struct Transform {
     pub trim: Option<u8>,
     /// `page_`: the 1-based animation frame to flatten to; `None` keeps the animation.
     pub page: Option<u32>,
+    /// `gray_1`: the output in shades of grey (alpha kept).
+    pub grayscale: bool,
 }
 
 /// A rejected option token; the message names the token.
@@ -177,6 +199,7 @@ impl Transform {
             && self.blur.is_none()
             && self.sharpen.is_none()
             && self.page.is_none()
+            && !self.grayscale
     }
 
     /// The asked-for quality, or `default` when `q_` was not given.
@@ -192,6 +215,7 @@ impl Fit {
             Fit::Fill => "fill",
             Fit::Pad => "pad",
             Fit::Scale => "scale",
+            Fit::Outside => "outside",
         }
     }
 
@@ -201,9 +225,9 @@ impl Fit {
     }
 }
 
-impl Gravity {
-    fn name(self) -> &'static str {
-        match self {
+impl fmt::Display for Gravity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
             Gravity::Center => "center",
             Gravity::North => "n",
             Gravity::South => "s",
@@ -214,12 +238,34 @@ impl Gravity {
             Gravity::SouthEast => "se",
             Gravity::SouthWest => "sw",
             Gravity::Auto => "auto",
+            Gravity::Focal { x, y } => {
+                return write!(f, "fp_{}_{}", Thousandths(*x), Thousandths(*y));
+            }
+            Gravity::Point { x, y } => return write!(f, "px_{x}_{y}"),
+        };
+        f.write_str(name)
+    }
+}
+
+/// A fraction 0..=1 held in thousandths, printed with as few decimals as it needs.
+struct Thousandths(u16);
+
+impl fmt::Display for Thousandths {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (int, mut frac, mut digits) = (self.0 / 1000, self.0 % 1000, 3);
+        if frac == 0 {
+            return write!(f, "{int}");
         }
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        write!(f, "{int}.{frac:0digits$}")
     }
 }
 
 /// The canonical options string (cache keys, logs): fixed order
-/// `w,h,c,g,up,q,f,bg,r,flip,crop,trim,blur,sharpen,page`, defaults
+/// `w,h,c,g,up,q,f,bg,r,flip,crop,trim,blur,sharpen,page,gray`, defaults
 /// omitted, hex lowercase, `_` when nothing is set. Gravity is printed only for `fill`/`pad`,
 /// where it has an effect. For any `t` returned by [`parse`], `parse(&t.to_string()) == Ok(t)`.
 impl fmt::Display for Transform {
@@ -240,7 +286,7 @@ impl fmt::Display for Transform {
             put(f, format_args!("c_{}", self.fit.name()))?;
         }
         if self.fit.uses_gravity() && self.gravity != Gravity::Center {
-            put(f, format_args!("g_{}", self.gravity.name()))?;
+            put(f, format_args!("g_{}", self.gravity))?;
         }
         if self.enlarge {
             put(f, format_args!("up_1"))?;
@@ -284,6 +330,9 @@ impl fmt::Display for Transform {
         }
         if let Some(page) = self.page {
             put(f, format_args!("page_{page}"))?;
+        }
+        if self.grayscale {
+            put(f, format_args!("gray_1"))?;
         }
         if sep.is_empty() {
             f.write_str("_")?;
@@ -336,6 +385,8 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
     let mut seen = Seen::default();
     // The dpr token and its value in thousandths, applied once all tokens are read.
     let mut dpr: Option<(&str, u64)> = None;
+    // The ar token and the ratio (numerator, denominator), applied before dpr.
+    let mut ratio: Option<(&str, (u64, u64))> = None;
 
     for token in segment.split(',') {
         let (name, value) = split_token(token)?;
@@ -363,11 +414,17 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     "fill" => Fit::Fill,
                     "pad" => Fit::Pad,
                     "scale" => Fit::Scale,
-                    _ => return Err(bad("crop mode must be fit, fill, pad or scale")),
+                    "outside" => Fit::Outside,
+                    _ => return Err(bad("crop mode must be fit, fill, pad, scale or outside")),
                 };
             }
             Opt::Gravity => {
                 t.gravity = match value {
+                    _ if value.starts_with("fp_") || value.starts_with("px_") => {
+                        parse_focal(value).ok_or_else(|| {
+                            bad("a focal point is g_fp_<x>_<y> (fractions 0 to 1, 3 decimals at most) or g_px_<x>_<y> (pixels)")
+                        })?
+                    }
                     "center" => Gravity::Center,
                     "n" => Gravity::North,
                     "s" => Gravity::South,
@@ -380,7 +437,7 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     "auto" => Gravity::Auto,
                     _ => {
                         return Err(bad(
-                            "gravity must be center, n, s, e, w, ne, nw, se, sw or auto",
+                            "gravity must be center, n, s, e, w, ne, nw, se, sw, auto, fp_<x>_<y> or px_<x>_<y>",
                         ))
                     }
                 };
@@ -477,6 +534,19 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                         .ok_or_else(|| bad("trim must be a tolerance from 0 to 255"))?,
                 );
             }
+            Opt::Gray => {
+                t.grayscale = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(bad("gray must be 0 or 1")),
+                };
+            }
+            Opt::Ratio => {
+                let r = parse_ratio(value).ok_or_else(|| {
+                    bad("an aspect ratio is ar_<a>:<b> with whole numbers from 1 to 65536, or a decimal like ar_1.5")
+                })?;
+                ratio = Some((token, r));
+            }
             Opt::Page => {
                 t.page = Some(
                     parse_uint(value)
@@ -487,6 +557,22 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
         }
     }
 
+    if let Some((token, (num, den))) = ratio {
+        // `other = size * den / num` (or the inverse), rounded half up, at least 1.
+        let derive = |size: u32, num: u64, den: u64| {
+            let v = (u64::from(size) * den * 2 + num) / (num * 2);
+            u32::try_from(v.max(1)).ok().filter(|v| *v <= MAX_DIMENSION)
+        };
+        let derived = match (t.width, t.height) {
+            (Some(w), None) => derive(w, num, den).map(|h| t.height = Some(h)),
+            (None, Some(h)) => derive(h, den, num).map(|w| t.width = Some(w)),
+            _ => return Err(error(token, "ar needs exactly one of w or h")),
+        };
+        derived.ok_or_else(|| error(token, "ar makes a dimension larger than 65536"))?;
+        if !seen.contains(Opt::Crop) {
+            t.fit = Fit::Fill;
+        }
+    }
     if let Some((token, milli)) = dpr {
         t.width = scale_by_dpr(t.width, milli)
             .ok_or_else(|| error(token, "dpr makes the width larger than 65536"))?;
@@ -543,6 +629,8 @@ enum Opt {
     Sharpen,
     Trim,
     Page,
+    Gray,
+    Ratio,
 }
 
 impl Opt {
@@ -564,6 +652,8 @@ impl Opt {
             "blur" => Opt::Blur,
             "sharpen" => Opt::Sharpen,
             "page" => Opt::Page,
+            "gray" => Opt::Gray,
+            "ar" => Opt::Ratio,
             _ => return None,
         })
     }
@@ -571,15 +661,19 @@ impl Opt {
 
 /// The set of options already given (a bit per [`Opt`]).
 #[derive(Default)]
-struct Seen(u16);
+struct Seen(u32);
 
 impl Seen {
     /// Record `option`; false if it was already there.
     fn insert(&mut self, option: Opt) -> bool {
-        let bit = 1u16 << (option as u16);
+        let bit = 1u32 << (option as u32);
         let fresh = self.0 & bit == 0;
         self.0 |= bit;
         fresh
+    }
+
+    fn contains(&self, option: Opt) -> bool {
+        self.0 & (1u32 << (option as u32)) != 0
     }
 }
 
@@ -624,6 +718,65 @@ fn scale_by_dpr(size: Option<u32>, milli: u64) -> Option<Option<u32>> {
         .ok()
         .filter(|v| *v <= MAX_DIMENSION)
         .map(Some)
+}
+
+/// A fraction from 0 to 1 with at most 3 decimals (`0`, `1`, `0.5`, `.25` is refused), in
+/// thousandths.
+pub(crate) fn parse_fraction(s: &str) -> Option<u16> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if !matches!(int, "0" | "1") || frac.len() > 3 || (s.contains('.') && frac.is_empty()) {
+        return None;
+    }
+    let mut milli: u16 = if int == "1" { 1000 } else { 0 };
+    let mut place = 100;
+    for digit in frac.bytes() {
+        milli += u16::from(digit.checked_sub(b'0').filter(|d| *d <= 9)?) * place;
+        place /= 10;
+    }
+    (milli <= 1000).then_some(milli)
+}
+
+/// `fp_<x>_<y>` (fractions) or `px_<x>_<y>` (pixels, up to [`MAX_DIMENSION`]).
+fn parse_focal(value: &str) -> Option<Gravity> {
+    let (kind, rest) = value.split_at_checked(3)?;
+    let (x, y) = rest.split_once('_')?;
+    match kind {
+        "fp_" => Some(Gravity::Focal {
+            x: parse_fraction(x)?,
+            y: parse_fraction(y)?,
+        }),
+        "px_" => Some(Gravity::Point {
+            x: parse_uint(x).filter(|v| *v <= MAX_DIMENSION)?,
+            y: parse_uint(y).filter(|v| *v <= MAX_DIMENSION)?,
+        }),
+        _ => None,
+    }
+}
+
+/// `a:b` (whole numbers 1..=65536) or a decimal `r` (0.001..=65536, 3 decimals at most, as
+/// `r*1000 : 1000`), as (numerator, denominator) of width over height.
+pub(crate) fn parse_ratio(s: &str) -> Option<(u64, u64)> {
+    let (num, den) = match s.split_once(':') {
+        Some((a, b)) => (
+            u64::from(parse_dimension(a)?),
+            u64::from(parse_dimension(b)?),
+        ),
+        None => {
+            let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+            let int = parse_uint(int).filter(|v| *v <= MAX_DIMENSION)?;
+            if frac.len() > 3 || (s.contains('.') && frac.is_empty()) {
+                return None;
+            }
+            let mut milli = u64::from(int) * 1000;
+            let mut place = 100;
+            for digit in frac.bytes() {
+                milli += u64::from(digit.checked_sub(b'0').filter(|d| *d <= 9)?) * place;
+                place /= 10;
+            }
+            (milli >= 1).then_some((milli, 1000))?
+        }
+    };
+    Some((num, den))
 }
 
 /// `digits[.digit]` in tenths, from 0.1 to `max_tenths / 10`.
@@ -694,6 +847,31 @@ mod tests {
         let rows: &[(&str, &str)] = &[
             // no options
             ("_", "_"),
+            // focal points, aspect ratios, grayscale, outside
+            (
+                "w_1,h_1,c_fill,g_fp_0.5_0.25",
+                "w_1,h_1,c_fill,g_fp_0.5_0.25",
+            ),
+            (
+                "w_1,h_1,c_fill,g_fp_0.500_1.000",
+                "w_1,h_1,c_fill,g_fp_0.5_1",
+            ),
+            ("w_1,h_1,c_pad,g_fp_0_0.125", "w_1,h_1,c_pad,g_fp_0_0.125"),
+            ("w_1,h_1,g_fp_0.5_0.25", "w_1,h_1"),
+            (
+                "w_1,h_1,c_fill,g_px_10_65536",
+                "w_1,h_1,c_fill,g_px_10_65536",
+            ),
+            ("w_300,ar_16:9", "w_300,h_169,c_fill"),
+            ("h_90,ar_16:9", "w_160,h_90,c_fill"),
+            ("w_300,ar_1.5", "w_300,h_200,c_fill"),
+            ("w_300,ar_2:1,c_pad", "w_300,h_150,c_pad"),
+            ("w_300,ar_2:1,dpr_2", "w_600,h_300,c_fill"),
+            ("w_1,ar_1:65536", "w_1,h_65536,c_fill"),
+            ("gray_1", "gray_1"),
+            ("gray_0", "_"),
+            ("w_10,gray_1,page_2", "w_10,page_2,gray_1"),
+            ("w_300,h_300,c_outside", "w_300,h_300,c_outside"),
             // sizes
             ("w_300", "w_300"),
             ("h_200", "h_200"),
@@ -781,6 +959,23 @@ mod tests {
             // segment and token shape
             ("", ""),
             ("w_300,,h_2", ""),
+            ("w_1,h_1,c_fill,g_fp_1.001_0", "g_fp_1.001_0"),
+            ("w_1,h_1,c_fill,g_fp_0.5", "g_fp_0.5"),
+            ("w_1,h_1,c_fill,g_fp_.5_0", "g_fp_.5_0"),
+            ("w_1,h_1,c_fill,g_fp_0.1234_0", "g_fp_0.1234_0"),
+            ("w_1,h_1,c_fill,g_fp_-0_0", "g_fp_-0_0"),
+            ("w_1,h_1,c_fill,g_px_1_65537", "g_px_1_65537"),
+            ("w_1,h_1,c_fill,g_px_1", "g_px_1"),
+            ("w_1,ar_16:9,h_2", "ar_16:9"),
+            ("ar_16:9", "ar_16:9"),
+            ("w_1,ar_0:9", "ar_0:9"),
+            ("w_1,ar_16:", "ar_16:"),
+            ("w_1,ar_1.2345", "ar_1.2345"),
+            ("w_1,ar_0", "ar_0"),
+            ("w_65536,ar_1:2", "ar_1:2"),
+            ("gray_2", "gray_2"),
+            ("gray_1,gray_0", "gray_0"),
+            ("c_inside", "c_inside"),
             ("w_300,", ""),
             (",w_300", ""),
             ("_,w_1", "_"),
@@ -1035,7 +1230,8 @@ mod tests {
             Just(Fit::Fit),
             Just(Fit::Fill),
             Just(Fit::Pad),
-            Just(Fit::Scale)
+            Just(Fit::Scale),
+            Just(Fit::Outside)
         ]
     }
 
@@ -1051,6 +1247,8 @@ mod tests {
             Just(Gravity::SouthEast),
             Just(Gravity::SouthWest),
             Just(Gravity::Auto),
+            (0u16..=1000, 0u16..=1000).prop_map(|(x, y)| Gravity::Focal { x, y }),
+            (0..=MAX_DIMENSION, 0..=MAX_DIMENSION).prop_map(|(x, y)| Gravity::Point { x, y }),
         ]
     }
 
@@ -1142,8 +1340,13 @@ mod tests {
                 },
             )
             .prop_flat_map(|t| {
-                proptest::option::of(1..=MAX_PAGE)
-                    .prop_map(move |page| Transform { page, ..t.clone() })
+                (proptest::option::of(1..=MAX_PAGE), any::<bool>()).prop_map(
+                    move |(page, grayscale)| Transform {
+                        page,
+                        grayscale,
+                        ..t.clone()
+                    },
+                )
             })
     }
 
@@ -1166,6 +1369,8 @@ mod tests {
             Just("sharpen"),
             Just("trim"),
             Just("page"),
+            Just("gray"),
+            Just("ar"),
             Just("x"),
             Just(""),
         ];

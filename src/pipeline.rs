@@ -874,6 +874,11 @@ impl Shaper<'_> {
         } else {
             img
         };
+        let img = if t.grayscale {
+            filter::grayscale(img)
+        } else {
+            img
+        };
         if (img.width, img.height) != plan.canvas {
             return Err(PipelineError::Internal(format!(
                 "produced {}x{}, planned {}x{}",

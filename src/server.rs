@@ -2,7 +2,8 @@
 //! responses. A request for an image reads top to bottom in [`image::handle`].
 //!
 //! Routes: `GET /health` → `OK` (the original demo's contract); `GET /ready`;
-//! `GET|HEAD /img/<options>/<source>` and `/meta/<options>/<source>`; `POST /admin/purge`.
+//! `GET|HEAD /img/<options>/<source>` and `/meta/<options>/<source>`; `POST /admin/purge`;
+//! the `[compat]` dialects' routes (IPX, imgproxy, thumbor, Next.js, Cloudflare) last.
 //! Every response carries `X-Request-Id` (the client's, or a new one) and makes one access-log
 //! line: method, canonical path, status, bytes, cache tier, ms, request id.
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and each
@@ -300,7 +301,10 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let id = request_id(state, req.headers());
-    let route_name = Route::of(req.uri().path());
+    let route_name = match Route::of(req.uri().path()) {
+        Route::Other if state.settings.compat.route(req.uri().path()).is_some() => Route::Compat,
+        route => route,
+    };
     let result = dispatch(state, req).await;
     let mut response = match result {
         Ok(response) => response,
@@ -407,6 +411,10 @@ async fn dispatch(
     }
     if path == "/admin/purge" {
         return admin::purge(state, req).await;
+    }
+    if let Some((dialect, rest)) = state.settings.compat.route(path) {
+        require_get_or_head(req.method())?;
+        return image::handle_compat(state, dialect, rest, req.uri().query(), req.headers()).await;
     }
     Err(AppError::NoRoute)
 }

@@ -2,6 +2,7 @@
 //! does not grow with sigma) and `sharpen_` (an unsharp mask: add back the difference from a
 //! Gaussian blur of that sigma). Both run on the small output, after resizing, and blur RGBA in
 //! premultiplied alpha so transparent pixels do not bleed their hidden colour into the edges.
+//! `gray_1` (`grayscale`) runs last, on the padded canvas, in place.
 
 use image::imageops;
 use image::{ImageBuffer, Pixel, RgbImage, RgbaImage};
@@ -51,6 +52,19 @@ pub(crate) fn sharpen(p: Pixels, sigma: f32) -> Result<Pixels, PipelineError> {
         height,
         alpha,
     })
+}
+
+/// Shades of grey: every pixel's colour becomes its BT.601 luma (on the sRGB-encoded values,
+/// as libjpeg and sharp's `grayscale` do); alpha is kept.
+pub(crate) fn grayscale(mut p: Pixels) -> Pixels {
+    let step = if p.alpha { 4 } else { 3 };
+    for px in p.buf.chunks_exact_mut(step) {
+        let [r, g, b] = [px[0], px[1], px[2]].map(u32::from);
+        // 0.299, 0.587, 0.114 in 1/256ths (77 + 150 + 29 = 256), rounded.
+        let y = ((77 * r + 150 * g + 29 * b + 128) >> 8) as u8;
+        px[..3].fill(y);
+    }
+    p
 }
 
 fn mismatch() -> PipelineError {
@@ -153,6 +167,30 @@ mod tests {
         for px in out.buf.chunks_exact(4).filter(|px| px[3] > 0) {
             assert!(px[0].abs_diff(px[1]) <= 2, "colour bled: {px:?}");
         }
+    }
+
+    #[test]
+    fn grayscale_equalises_channels_and_keeps_alpha() {
+        let p = Pixels {
+            buf: vec![
+                255, 0, 0, 10, 0, 255, 0, 20, 0, 0, 255, 30, 200, 200, 200, 255,
+            ],
+            width: 2,
+            height: 2,
+            alpha: true,
+        };
+        let g = grayscale(p);
+        assert_eq!(
+            g.buf,
+            vec![77, 77, 77, 10, 149, 149, 149, 20, 29, 29, 29, 30, 200, 200, 200, 255]
+        );
+        let p = Pixels {
+            buf: vec![255, 255, 255, 0, 0, 0],
+            width: 2,
+            height: 1,
+            alpha: false,
+        };
+        assert_eq!(grayscale(p).buf, vec![255, 255, 255, 0, 0, 0]);
     }
 
     #[test]

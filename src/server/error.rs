@@ -28,6 +28,9 @@ pub enum AppError {
     UrlTooLong { limit: usize },
     #[error("missing source: expected /img/<options>/<source>")]
     MissingSource,
+    /// A dialect URL past its expiry (imgproxy's `exp:`).
+    #[error("URL expired")]
+    Expired,
     #[error(transparent)]
     Options(#[from] OptionsError),
     #[error(transparent)]
@@ -38,10 +41,21 @@ pub enum AppError {
     Pool(#[from] PoolError),
 }
 
+impl From<crate::compat::Error> for AppError {
+    fn from(e: crate::compat::Error) -> Self {
+        match e {
+            crate::compat::Error::Option(e) => AppError::Options(e),
+            crate::compat::Error::Signature(reason) => AppError::Signature(reason),
+            crate::compat::Error::Expired => AppError::Expired,
+            crate::compat::Error::MissingSource => AppError::MissingSource,
+        }
+    }
+}
+
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::NoRoute => StatusCode::NOT_FOUND,
+            AppError::NoRoute | AppError::Expired => StatusCode::NOT_FOUND,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Signature(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -119,6 +133,7 @@ impl AppError {
             | AppError::Method { .. }
             | AppError::UrlTooLong { .. }
             | AppError::MissingSource
+            | AppError::Expired
             | AppError::Options(_) => false,
         }
     }
@@ -133,6 +148,7 @@ impl AppError {
             AppError::Method { .. } => "method-not-allowed",
             AppError::UrlTooLong { .. } => "url-too-long",
             AppError::MissingSource => "missing-source",
+            AppError::Expired => "expired",
             AppError::Options(_) => "bad-options",
             AppError::Source(e) => match e {
                 SourceError::BadSource(_) => "bad-source",

@@ -27,6 +27,7 @@ use super::error::AppError;
 use super::reply::{self, Body};
 use super::{hints, meta, urls, AppState};
 use crate::cache::{key, Entry, Key, Role, Tier};
+use crate::compat::{self, Dialect};
 use crate::config::AutoFormat;
 use crate::format::Format;
 use crate::metrics::{Lookup, Stage};
@@ -131,7 +132,59 @@ async fn answer(
         hints::Consulted::default()
     };
     *log_path = Some(format!("{}/{transform}/{raw_source}", mode.prefix()));
+    serve(state, mode, transform, hinted, raw_source, query, headers).await
+}
 
+/// A request in another server's URL dialect (`[compat]`): its parser makes the
+/// `Transform` and source a native URL would, and from there it is answered as one (width
+/// buckets applied in place rather than by redirect; no client hints: the URL says it all).
+pub async fn handle_compat(
+    state: &Arc<AppState>,
+    dialect: Dialect,
+    rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, AppError> {
+    let compat = &state.settings.compat;
+    let request = match dialect {
+        Dialect::Ipx => compat::ipx::parse(rest, query),
+        Dialect::Imgproxy => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            compat::imgproxy::parse(rest, query, &compat.imgproxy, &compat.imgproxy_presets, now)
+        }
+        Dialect::Thumbor => compat::thumbor::parse(rest, query, compat.thumbor_key.as_deref()),
+        Dialect::Nextjs => compat::nextjs::parse(rest, query),
+        Dialect::Cloudflare => compat::cloudflare::parse(rest, query),
+    }?;
+    let transform = urls::snap(&request.transform, &state.settings.urls);
+    let log_path = format!("/img/{transform}/{}", request.source);
+    let mut response = serve(
+        state,
+        Mode::Image,
+        transform,
+        hints::Consulted::default(),
+        &request.source,
+        request.query.as_deref(),
+        headers,
+    )
+    .await?;
+    response.extensions_mut().insert(LogPath(log_path));
+    Ok(response)
+}
+
+/// Steps 3 to 6 for a parsed request, native or dialect.
+async fn serve(
+    state: &Arc<AppState>,
+    mode: Mode,
+    transform: Transform,
+    hinted: hints::Consulted,
+    raw_source: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, AppError> {
+    let settings = &state.settings;
     // 3.
     let source = source::parse(raw_source, query, &settings.source.base)?;
     state.fetcher.authorize(&source)?;

@@ -5,6 +5,7 @@ mod abuse;
 mod binary;
 mod buckets;
 mod cache;
+mod compat;
 mod connections;
 mod disk;
 mod errors;
