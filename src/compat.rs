@@ -274,7 +274,22 @@ pub(crate) fn finish(mut t: Transform) -> Transform {
         // Nothing to enlarge to.
         t.enlarge = false;
     }
+    t.gravity = t.gravity.normalized();
+    if let Some(window) = &mut t.window {
+        window.gravity = window.gravity.normalized();
+    }
     t
+}
+
+/// A mirror applied *before* a turn (sharp, Cloudflare, thumbor) as imgcdn's mirror after the
+/// turn: an odd number of quarter turns swaps its axes.
+pub(crate) fn mirror_before_turn(t: &mut Transform) {
+    if t.rotation.0 % 2 == 1 {
+        t.flip = crate::options::Flip {
+            h: t.flip.v,
+            v: t.flip.h,
+        };
+    }
 }
 
 /// A non-negative decimal (`12`, `0.5`, `1.25`) as f64; no sign, exponent, `inf` or `nan`.

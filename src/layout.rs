@@ -121,6 +121,29 @@ pub fn plan(
     })
 }
 
+/// Where a `w` x `h` window (at most the image) sits in an `sw` x `sh` image by gravity: the
+/// top-left corner, the window inside the image. `fill`'s rule: compass gravities align to the
+/// sides, a focal point is the window's centre as far as the image allows, `auto` is the centre.
+pub fn window(sw: u32, sh: u32, w: u32, h: u32, gravity: Gravity) -> (u32, u32) {
+    let (fw, fh) = (f64::from(sw.max(1)), f64::from(sh.max(1)));
+    let (cw, ch) = (f64::from(w.min(sw)), f64::from(h.min(sh)));
+    let (x, y) = match gravity {
+        Gravity::Focal { .. } | Gravity::Point { .. } => {
+            let (fx, fy) = gravity_factors(gravity, fw, fh);
+            (fx * fw - cw / 2.0, fy * fh - ch / 2.0)
+        }
+        _ => {
+            let (gx, gy) = gravity_factors(gravity, fw, fh);
+            ((fw - cw) * gx, (fh - ch) * gy)
+        }
+    };
+    // `as` saturates; the clamps keep the window inside.
+    (
+        x.clamp(0.0, fw - cw).round() as u32,
+        y.clamp(0.0, fh - ch).round() as u32,
+    )
+}
+
 /// Round a size to the nearest pixel, never 0; saturates at `u32::MAX` (the output-size check
 /// then rejects it).
 fn round_px(v: f64) -> u32 {
@@ -527,6 +550,28 @@ mod tests {
         check(pad, (2560, 1600), (300, 188), (300, 300), (0, 112));
         let pad = t(Some(300), Some(300), Pad, focal(500, 250), false);
         check(pad, (1600, 2560), (188, 300), (300, 300), (56, 0));
+    }
+
+    #[test]
+    fn window_is_placed_by_gravity_inside_the_image() {
+        assert_eq!(window(1000, 500, 200, 100, Center), (400, 200));
+        assert_eq!(window(1000, 500, 200, 100, NorthEast), (800, 0));
+        assert_eq!(window(1000, 500, 200, 100, SouthWest), (0, 400));
+        assert_eq!(window(1000, 500, 200, 100, Auto), (400, 200));
+        assert_eq!(
+            window(1000, 500, 200, 100, Focal { x: 100, y: 500 }),
+            (0, 200)
+        );
+        assert_eq!(
+            window(1000, 500, 200, 100, Focal { x: 500, y: 900 }),
+            (400, 400)
+        );
+        assert_eq!(
+            window(1000, 500, 200, 100, Point { x: 700, y: 100 }),
+            (600, 50)
+        );
+        // A window larger than the image is the image.
+        assert_eq!(window(100, 50, 200, 100, SouthEast), (0, 0));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! names lowercase; `_` alone means no options. Options: `w_`/`h_` (1..=65536 px), `dpr_` (1..=4,
 //! up to 3 decimals), `c_fit|fill|pad|scale`, `g_center|n|s|e|w|ne|nw|se|sw|auto`, `up_0|1`,
 //! `q_1..100`, `f_jpeg|jpg|png|webp|avif|gif|auto|lqip`, `bg_rrggbb`, `r_90|180|270` (clockwise), `flip_h|v|hv`,
-//! `crop_<x>_<y>_<w>_<h>` (source pixels), `trim_<0..=255>`, `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
+//! `crop_<x>_<y>_<w>_<h>` (source pixels) or `crop_<w>x<h>[_<gravity>]` (a window placed by
+//! gravity; sides in pixels, 0 = whole, or fractions like `0.5`), `trim_<0..=255>`, `blur_<sigma>` (0.1..=100), `sharpen_<sigma>`
 //! (0.1..=10), sigmas with at most one decimal, `page_<n>` (1-based animation frame, 1..=65536:
 //! flattens an animation to that frame), `gray_0|1` (grayscale output), `c_outside` (cover the
 //! box without cropping), `g_fp_<x>_<y>` (a focal point, fractions 0..=1 of the image with at
@@ -108,6 +109,58 @@ pub struct CropRect {
     pub height: u32,
 }
 
+/// `crop_<w>x<h>[_<gravity>]`: a window of that size placed by gravity (imgproxy's `c:`), in
+/// the displayed, turned and mirrored source, resolved against its size by the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CropWindow {
+    pub width: Span,
+    pub height: Span,
+    /// Any gravity but `auto` (which the grammar refuses here).
+    pub gravity: Gravity,
+}
+
+/// One side of a [`CropWindow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Span {
+    /// Pixels, capped at the image's side; 0 = the whole side.
+    Pixels(u32),
+    /// A fraction of the side in thousandths, 1..=999 (written `0.5`).
+    Part(u16),
+}
+
+impl Span {
+    /// The span on a side of `side` pixels: at least 1, at most `side`.
+    pub fn of(self, side: u32) -> u32 {
+        let v = match self {
+            Span::Pixels(0) => side,
+            Span::Pixels(px) => px,
+            Span::Part(t) => ((u64::from(side) * u64::from(t) + 500) / 1000) as u32,
+        };
+        v.clamp(1, side.max(1))
+    }
+
+    fn parse(s: &str) -> Option<Span> {
+        if s.contains('.') {
+            parse_fraction(s)
+                .filter(|t| (1..=999).contains(t))
+                .map(Span::Part)
+        } else {
+            parse_uint(s)
+                .filter(|v| *v <= MAX_DIMENSION)
+                .map(Span::Pixels)
+        }
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Span::Pixels(px) => write!(f, "{px}"),
+            Span::Part(t) => write!(f, "{}", Thousandths(*t)),
+        }
+    }
+}
+
 /// A Gaussian sigma in tenths of a pixel (so `Transform` stays `Eq` and `Hash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sigma(pub u16);
@@ -154,6 +207,8 @@ pub struct Transform {
     pub rotation: Rotation,
     pub flip: Flip,
     pub crop: Option<CropRect>,
+    /// `crop_<w>x<h>[_<gravity>]` (never set together with `crop`: they are one option).
+    pub window: Option<CropWindow>,
     pub blur: Option<Sigma>,
     pub sharpen: Option<Sigma>,
     /// `trim_`: cut borders within this colour distance of the top-left pixel (0..=255).
@@ -195,6 +250,7 @@ impl Transform {
             && self.rotation == Rotation::default()
             && self.flip == Flip::default()
             && self.crop.is_none()
+            && self.window.is_none()
             && self.trim.is_none()
             && self.blur.is_none()
             && self.sharpen.is_none()
@@ -244,6 +300,28 @@ impl fmt::Display for Gravity {
             Gravity::Point { x, y } => return write!(f, "px_{x}_{y}"),
         };
         f.write_str(name)
+    }
+}
+
+impl Gravity {
+    /// A focal point on a corner, a side's middle or the centre is that compass gravity (they
+    /// place identically), so both spellings make one cache entry.
+    pub fn normalized(self) -> Gravity {
+        let Gravity::Focal { x, y } = self else {
+            return self;
+        };
+        match (x, y) {
+            (500, 500) => Gravity::Center,
+            (500, 0) => Gravity::North,
+            (500, 1000) => Gravity::South,
+            (1000, 500) => Gravity::East,
+            (0, 500) => Gravity::West,
+            (1000, 0) => Gravity::NorthEast,
+            (0, 0) => Gravity::NorthWest,
+            (1000, 1000) => Gravity::SouthEast,
+            (0, 1000) => Gravity::SouthWest,
+            _ => self,
+        }
     }
 }
 
@@ -318,6 +396,12 @@ impl fmt::Display for Transform {
                 f,
                 format_args!("crop_{}_{}_{}_{}", c.x, c.y, c.width, c.height),
             )?;
+        }
+        if let Some(w) = self.window {
+            match w.gravity {
+                Gravity::Center => put(f, format_args!("crop_{}x{}", w.width, w.height))?,
+                g => put(f, format_args!("crop_{}x{}_{g}", w.width, w.height))?,
+            }
         }
         if let Some(tolerance) = self.trim {
             put(f, format_args!("trim_{tolerance}"))?;
@@ -421,7 +505,7 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
             Opt::Gravity => {
                 t.gravity = match value {
                     _ if value.starts_with("fp_") || value.starts_with("px_") => {
-                        parse_focal(value).ok_or_else(|| {
+                        parse_focal(value).map(Gravity::normalized).ok_or_else(|| {
                             bad("a focal point is g_fp_<x>_<y> (fractions 0 to 1, 3 decimals at most) or g_px_<x>_<y> (pixels)")
                         })?
                     }
@@ -493,6 +577,11 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                     _ => return Err(bad("flip must be h, v or hv")),
                 };
                 t.flip = Flip { h, v };
+            }
+            Opt::CropRect if value.split('_').next().is_some_and(|v| v.contains('x')) => {
+                t.window = Some(parse_window(value).ok_or_else(|| {
+                    bad("a crop window is crop_<w>x<h>[_<gravity>]: pixels (0 = whole side) or fractions like 0.5, and a gravity as in g_")
+                })?);
             }
             Opt::CropRect => {
                 let mut parts = value.split('_').map(parse_uint);
@@ -736,6 +825,36 @@ pub(crate) fn parse_fraction(s: &str) -> Option<u16> {
     (milli <= 1000).then_some(milli)
 }
 
+/// `<w>x<h>[_<gravity>]`.
+fn parse_window(value: &str) -> Option<CropWindow> {
+    let (size, gravity) = match value.split_once('_') {
+        Some((size, g)) => (size, Some(g)),
+        None => (value, None),
+    };
+    let (w, h) = size.split_once('x')?;
+    let gravity = match gravity {
+        None => Gravity::Center,
+        Some(g) if g.starts_with("fp_") || g.starts_with("px_") => parse_focal(g)?.normalized(),
+        Some(g) => match g {
+            "center" => Gravity::Center,
+            "n" => Gravity::North,
+            "s" => Gravity::South,
+            "e" => Gravity::East,
+            "w" => Gravity::West,
+            "ne" => Gravity::NorthEast,
+            "nw" => Gravity::NorthWest,
+            "se" => Gravity::SouthEast,
+            "sw" => Gravity::SouthWest,
+            _ => return None,
+        },
+    };
+    Some(CropWindow {
+        width: Span::parse(w)?,
+        height: Span::parse(h)?,
+        gravity,
+    })
+}
+
 /// `fp_<x>_<y>` (fractions) or `px_<x>_<y>` (pixels, up to [`MAX_DIMENSION`]).
 fn parse_focal(value: &str) -> Option<Gravity> {
     let (kind, rest) = value.split_at_checked(3)?;
@@ -853,10 +972,13 @@ mod tests {
                 "w_1,h_1,c_fill,g_fp_0.5_0.25",
             ),
             (
-                "w_1,h_1,c_fill,g_fp_0.500_1.000",
-                "w_1,h_1,c_fill,g_fp_0.5_1",
+                "w_1,h_1,c_fill,g_fp_0.500_0.250",
+                "w_1,h_1,c_fill,g_fp_0.5_0.25",
             ),
             ("w_1,h_1,c_pad,g_fp_0_0.125", "w_1,h_1,c_pad,g_fp_0_0.125"),
+            ("w_1,h_1,c_fill,g_fp_0.5_0.5", "w_1,h_1,c_fill"),
+            ("w_1,h_1,c_fill,g_fp_1_0", "w_1,h_1,c_fill,g_ne"),
+            ("crop_5x5_fp_0_1", "crop_5x5_sw"),
             ("w_1,h_1,g_fp_0.5_0.25", "w_1,h_1"),
             (
                 "w_1,h_1,c_fill,g_px_10_65536",
@@ -872,6 +994,11 @@ mod tests {
             ("gray_0", "_"),
             ("w_10,gray_1,page_2", "w_10,page_2,gray_1"),
             ("w_300,h_300,c_outside", "w_300,h_300,c_outside"),
+            ("crop_800x600", "crop_800x600"),
+            ("crop_800x600_center", "crop_800x600"),
+            ("crop_0.5x0_ne", "crop_0.5x0_ne"),
+            ("crop_0.500x0_fp_0.2_0.25", "crop_0.5x0_fp_0.2_0.25"),
+            ("crop_1x1_px_3_4,w_10", "w_10,crop_1x1_px_3_4"),
             // sizes
             ("w_300", "w_300"),
             ("h_200", "h_200"),
@@ -976,6 +1103,13 @@ mod tests {
             ("gray_2", "gray_2"),
             ("gray_1,gray_0", "gray_0"),
             ("c_inside", "c_inside"),
+            ("crop_800x", "crop_800x"),
+            ("crop_1.0x5", "crop_1.0x5"),
+            ("crop_0x0.0001", "crop_0x0.0001"),
+            ("crop_5x5_auto", "crop_5x5_auto"),
+            ("crop_5x5_ne_x", "crop_5x5_ne_x"),
+            ("crop_65537x5", "crop_65537x5"),
+            ("crop_5x5,crop_1_1_1_1", "crop_1_1_1_1"),
             ("w_300,", ""),
             (",w_300", ""),
             ("_,w_1", "_"),
@@ -1247,7 +1381,7 @@ mod tests {
             Just(Gravity::SouthEast),
             Just(Gravity::SouthWest),
             Just(Gravity::Auto),
-            (0u16..=1000, 0u16..=1000).prop_map(|(x, y)| Gravity::Focal { x, y }),
+            (0u16..=1000, 0u16..=1000).prop_map(|(x, y)| Gravity::Focal { x, y }.normalized()),
             (0..=MAX_DIMENSION, 0..=MAX_DIMENSION).prop_map(|(x, y)| Gravity::Point { x, y }),
         ]
     }

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::format::{Format, FormatSet};
 use crate::layout::{self, LayoutError, Rect};
-use crate::options::{CropRect, Fit, FormatChoice, Gravity, Transform};
+use crate::options::{Fit, FormatChoice, Gravity, Transform};
 
 pub use summary::Summary;
 
@@ -276,7 +276,7 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
     let t = req.transform;
     probe.orientation = orient::compose(probe.orientation, t.rotation.0, t.flip);
     let (ow, oh) = probe.oriented_size();
-    let region = user_crop(t.crop, ow, oh)?;
+    let region = user_crop(t, ow, oh)?;
     // A vector source has no resolution to lose: it is rendered at the output size, larger
     // than its intrinsic size too.
     let vector_transform = codec.vector.then(|| Transform {
@@ -439,26 +439,30 @@ fn resolve_trim(
     let mut probe = probe::probe(bytes, codec.format, limits)?;
     probe.orientation = orient::compose(probe.orientation, t.rotation.0, t.flip);
     let (ow, oh) = probe.oriented_size();
-    let region = user_crop(t.crop, ow, oh)?;
+    let region = user_crop(t, ow, oh)?;
     let page = t.page.unwrap_or(1);
     let rect = trim::find(
         bytes, codec, &probe, req.codecs, limits, region, tolerance, page,
     )?;
     Ok(Some(Transform {
         crop: Some(rect),
+        window: None,
         trim: None,
         ..t.clone()
     }))
 }
 
 /// The part of the `ow` x `oh` displayed image that `crop_` keeps, as `(x, y, width, height)`:
-/// the whole image without `crop_`, the rectangle clipped to the image otherwise.
-fn user_crop(
-    crop: Option<CropRect>,
-    ow: u32,
-    oh: u32,
-) -> Result<(u32, u32, u32, u32), PipelineError> {
-    let Some(c) = crop else {
+/// the whole image without `crop_`, the rectangle clipped to the image, or the window sized and
+/// placed against it.
+fn user_crop(t: &Transform, ow: u32, oh: u32) -> Result<(u32, u32, u32, u32), PipelineError> {
+    if let Some(w) = t.window {
+        // A window is sized and placed against the image, so it is always inside it.
+        let (width, height) = (w.width.of(ow), w.height.of(oh));
+        let (x, y) = crate::layout::window(ow, oh, width, height, w.gravity);
+        return Ok((x, y, width, height));
+    }
+    let Some(c) = t.crop else {
         return Ok((0, 0, ow, oh));
     };
     let right = c.x.saturating_add(c.width).min(ow);
@@ -561,7 +565,10 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         decode
     };
     // `crop_`/`trim_` copy the kept region out of the decoded image before resizing.
-    let decode = if req.transform.crop.is_some() || req.transform.trim.is_some() {
+    let decode = if req.transform.crop.is_some()
+        || req.transform.window.is_some()
+        || req.transform.trim.is_some()
+    {
         let k = u64::from(p.shrink.max(1));
         decode.saturating_add(px(w.div_ceil(k), h.div_ceil(k)).saturating_mul(4))
     } else {
@@ -679,7 +686,7 @@ fn render_inner(
         orientation: probe.orientation,
         source_size: (sw, sh),
         profile: color::bounded(meta.icc),
-        clip: t.crop.map(|_| region),
+        clip: (t.crop.is_some() || t.window.is_some()).then_some(region),
     };
     // Animated JPEG XL (and any other source without an animation decoder) gives its first
     // frame, or the `page_` one.

@@ -9,7 +9,8 @@
 //! (`g_auto`, sides, a relative focal point); `dpr` 1..=4; `background=#rrggbb` (`%23`
 //! encoded, or 3 digits); `blur` is a radius 1..=250, applied as a sigma of half of it (at
 //! most 100); `sharpen` 0..=10 as the unsharp sigma (0 = off); `rotate=90|180|270`
-//! (clockwise, before resizing); `flip=h|v|hv`; `trim=border` → `trim_10`; `anim=false` →
+//! (clockwise, before resizing); `flip=h|v|hv` (before the turn, as Cloudflare does); `pad`
+//! centres, whatever `gravity` says; `trim=border` → `trim_10`; `anim=false` →
 //! `page_1`; `metadata=none` (what imgcdn always does); `format=auto|avif|webp|jpeg|
 //! baseline-jpeg|png|gif`.
 //!
@@ -173,6 +174,11 @@ pub fn parse(rest: &str, query: Option<&str>) -> Result<Request, Error> {
         }
     }
     (t.fit, t.enlarge) = fit;
+    // Cloudflare mirrors before it turns, and `pad` always centres.
+    super::mirror_before_turn(&mut t);
+    if t.fit == Fit::Pad {
+        t.gravity = Gravity::Center;
+    }
     if let Some(ratio) = dpr {
         apply_dpr(&mut t, ratio).ok_or_else(|| bad("dpr", "dpr must be from 1 to 4"))?;
     }
@@ -258,6 +264,8 @@ mod tests {
             ("sharpen=0", "_"),
             ("rotate=90", "r_90"),
             ("flip=hv", "flip_hv"),
+            ("flip=h,rotate=270", "r_270,flip_v"),
+            ("w=300,h=200,fit=pad,gravity=left", "w_300,h_200,c_pad,up_1"),
             ("trim=border", "trim_10"),
             ("anim=false", "page_1"),
             ("anim=true,metadata=none", "_"),

@@ -16,10 +16,11 @@
 //! `c_scale`, `ex:1` with `fit` → `c_pad` (placed by its own gravity, centre by default);
 //! `w`/`h` of 0 mean unset; `q:0` is the default quality; `dpr` and `z` multiply the sizes (their
 //! product 1..=4); `g:sm` → `g_auto`, `g:fp:x:y` → `g_fp_x_y`; `bl`/`sh` are sigmas (0 = off);
-//! `t:n` → `trim_n`; `rot` in quarter turns clockwise; `fl:h:v`; `bg:r:g:b` or hex;
+//! `t:n` → `trim_n`; `c:w:h[:g]` → `crop_<w>x<h>_<g>` (pixels, fractions below 1, 0 = whole
+//! side; the gravity defaults to `g:`'s); `rot` in quarter turns clockwise; `fl:h:v`; `bg:r:g:b` or hex;
 //! `exp:<unix time>` in the past → 404; `cb` changes only the URL. Refused with a 400
-//! naming them: `rt:auto`, gravity offsets, extend with fill/force, `c:` (a crop sized by
-//! gravity), `ar:0`/`sm:0` (imgcdn always orients and strips), booleans other than imgproxy's
+//! naming them: `rt:auto`, gravity offsets, extend with fill/force, a `c:` crop placed by
+//! `sm`, `ar:0`/`sm:0` (imgcdn always orients and strips), booleans other than imgproxy's
 //! spellings, and every option imgcdn has no equivalent for (padding, watermarks, `mb`, `fn`,
 //! `raw`, `min-width`, …).
 
@@ -32,7 +33,9 @@ use sha2::Sha256;
 
 use super::{apply_dpr, bad, decimal, finish, hex_color, pixels, request, sigma, Error, Request};
 use crate::format::Format;
-use crate::options::{parse_fraction, Fit, FormatChoice, Gravity, Rgb, Transform};
+use crate::options::{
+    parse_fraction, CropWindow, Fit, FormatChoice, Gravity, Rgb, Span, Transform,
+};
 
 /// `compat.imgproxy_key`/`_salt`, decoded: key and salt pairs. `Debug` shows only how many.
 #[derive(Clone, Default)]
@@ -170,11 +173,14 @@ pub fn parse(
     if let Some(ext) = ext {
         state.format = Some(format(&ext).ok_or_else(|| bad(&ext, "unknown extension"))?);
     }
+    // A local path stays a path even when it reads like a URL (`local:///s3://…`).
     let url = match url.strip_prefix("local:///") {
-        Some(path) => path.to_owned(),
+        Some(path) => format!("./{path}"),
         None => url,
     };
-    request(state.finish()?, &url, query)
+    // imgproxy cuts the query before anything: it is neither signed nor part of the source.
+    let _ = query;
+    request(state.finish()?, &url, None)
 }
 
 /// The base64 source: segments joined (imgproxy splits it anywhere), an optional `.ext`; url-
@@ -224,6 +230,8 @@ struct State {
     dpr: Option<f64>,
     zoom: Option<f64>,
     format: Option<FormatChoice>,
+    /// `c:`: the window's sides, its own gravity (else `g`'s), and the segment for errors.
+    crop: Option<(Span, Span, Option<Gravity>, String)>,
 }
 
 impl State {
@@ -391,9 +399,28 @@ impl State {
                 }
             }
             "crop" | "c" => {
-                return Err(bad(
-                    "imgcdn has no crop sized by gravity; use a focal point or /img/ crop_",
-                ))
+                arity(5)?;
+                let span = |s: &str| -> Option<Span> {
+                    let v = decimal(s)?;
+                    Some(if v == 0.0 {
+                        Span::Pixels(0)
+                    } else if v < 1.0 {
+                        Span::Part(((v * 1000.0).round() as u16).clamp(1, 999))
+                    } else {
+                        Span::Pixels(pixels(&format!("{}", v.round()))?)
+                    })
+                };
+                let (width, height) = match (span(arg(0)), args.get(1).map_or(Some(Span::Pixels(0)), |h| span(h))) {
+                    (Some(w), Some(h)) => (w, h),
+                    _ => return Err(bad("crop is c:<width>[:<height>[:<gravity>]], pixels, fractions below 1 or 0 for the whole side")),
+                };
+                let gravity = match &args[2.min(args.len())..] {
+                    [] => None,
+                    g => Some(gravity(g).filter(|g| *g != Gravity::Auto).ok_or_else(|| {
+                        bad("imgcdn places a crop by compass or fp gravity (not sm, no offsets)")
+                    })?),
+                };
+                self.crop = Some((width, height, gravity, segment.to_owned()));
             }
             "preset" | "pr" => return Err(bad("presets cannot name presets")),
             _ if UNSUPPORTED.contains(&name) => {
@@ -444,9 +471,28 @@ impl State {
     fn finish(mut self) -> Result<Transform, Error> {
         let t = &mut self.t;
         t.format = self.format;
+        if let Some((width, height, gravity, segment)) = self.crop.take() {
+            let gravity = gravity.unwrap_or(t.gravity);
+            if gravity == Gravity::Auto {
+                return Err(bad(
+                    &segment,
+                    "imgcdn cannot place a crop by smart gravity (g:sm)",
+                ));
+            }
+            t.window = Some(CropWindow {
+                width,
+                height,
+                gravity,
+            });
+        }
         t.fit = match (self.resize.unwrap_or(ResizeType::Fit), self.extend) {
             (ResizeType::Fit, None) => Fit::Fit,
             (ResizeType::Fit, Some(g)) => {
+                if matches!(g, Gravity::Focal { .. }) {
+                    // imgproxy centres the image on the point; imgcdn's pad places it that
+                    // far along the free space.
+                    return Err(bad("ex:1:fp", "imgcdn cannot extend by a focal point"));
+                }
                 t.gravity = g;
                 Fit::Pad
             }
@@ -765,6 +811,14 @@ mod tests {
             ("exp:200", "_"),
             ("cb:abc", "_"),
             ("ar:1/sm:true", "_"),
+            ("c:800:600", "crop_800x600"),
+            ("crop:800", "crop_800x0"),
+            ("c:0.5:0.25:soea", "crop_0.5x0.25_se"),
+            (
+                "g:nowe/c:800:600/rs:fill:300:200",
+                "w_300,h_200,c_fill,g_nw,crop_800x600_nw",
+            ),
+            ("c:100:100:fp:0.5:0.1", "crop_100x100_fp_0.5_0.1"),
             ("pr:thumb", "w_150,h_150,c_fill,q_70"),
             ("pr:thumb/q:90", "w_150,h_150,c_fill,q_90"),
             ("q:90/preset:thumb", "w_150,h_150,c_fill,q_70"),
@@ -796,7 +850,10 @@ mod tests {
             ("fl:yes", "fl:yes"),
             ("el:yes", "el:yes"),
             ("z:1:2", "z:1:2"),
-            ("c:100:100", "c:100:100"),
+            ("c:abc", "c:abc"),
+            ("c:100:100:sm", "c:100:100:sm"),
+            ("g:sm/c:100:100", "c:100:100"),
+            ("c:100:100:no:5:5", "c:100:100:no:5:5"),
             ("ar:0", "ar:0"),
             ("sm:false", "sm:false"),
             ("pd:10", "pd:10"),
@@ -807,6 +864,7 @@ mod tests {
             ("bogus:1", "bogus:1"),
             ("pr:nope", "pr:nope"),
             ("rt:fill/w:300/h:300/ex:1", "ex:1"),
+            ("w:300/h:300/ex:1:fp:0.1:0.2", "ex:1:fp"),
             ("w:300/dpr:0.5", "dpr"),
             ("w:300/dpr:5", "dpr"),
         ];
@@ -843,7 +901,7 @@ mod tests {
             Some("x=2"),
         );
         assert_eq!(r.source, "http://o.example/a b.jpg");
-        assert_eq!(r.query.as_deref(), Some("v=1&x=2"));
+        assert_eq!(r.query.as_deref(), Some("v=1"));
         assert_eq!(r.transform, options::parse("w_300,f_webp").unwrap());
         // url-safe and standard, padded or not, split anywhere, with an extension.
         let url = "https://origin.example.com/cat.jpg?a=~~~";
@@ -865,7 +923,7 @@ mod tests {
             assert_eq!(r.transform, options::parse("f_jpeg").unwrap());
         }
         let r = p("/_/plain/local:///photos/cat.jpg", None);
-        assert_eq!(r.source, "photos/cat.jpg");
+        assert_eq!(r.source, "./photos/cat.jpg");
         let r = p("/_/plain/s3://bucket/key.jpg", None);
         assert_eq!(r.source, "s3://bucket/key.jpg");
     }
@@ -896,8 +954,9 @@ mod tests {
                 "{wrong}"
             );
         }
-        // The query is not signed (imgproxy cuts it first) and goes to the source.
-        assert!(parse(&format!("/{sig}{path}"), Some("v=1"), &keys, &none, 0).is_ok());
+        // The query is not signed (imgproxy cuts it first) and never reaches the source.
+        let r = parse(&format!("/{sig}{path}"), Some("v=1"), &keys, &none, 0).unwrap();
+        assert_eq!(r.query, None);
         // Any other path fails.
         let other = format!("/{sig}/f:webp/q:81/w:300/{SOURCE}");
         assert!(parse(&other, None, &keys, &none, 0).is_err());

@@ -6,8 +6,8 @@
 //! Meanings follow IPX on sharp: `s_WxH` covers the box (`fit` defaults to sharp's `cover`);
 //! `fit_contain|cover|fill|inside|outside` → `c_pad|fill|scale|fit|outside`, `contain`
 //! padding with sharp's opaque black unless `b_` says otherwise; never enlarged without
-//! `enlarge`; `flip` mirrors top-bottom and `flop` left-right; `rotate_` in quarter turns,
-//! clockwise; `pos_` takes sharp's positions (`top`, `right top` or `right-top`, `north`…,
+//! `enlarge`; `flip` mirrors top-bottom and `flop` left-right, before `rotate_` turns (in
+//! quarter turns, clockwise), as sharp does; `pos_` takes sharp's positions (`top`, `right top` or `right-top`, `north`…,
 //! `entropy`/`attention` → `g_auto`); `blur_`/`sharpen_` are sigmas (rounded to a tenth);
 //! `crop_`/`extract_` are `left_top_width_height` in source pixels; `trim_` is the
 //! threshold (10 without a value). Deliberate differences: `w_` with `h_` is the `s_` box
@@ -210,6 +210,8 @@ fn modifiers_to_transform(modifiers: &str) -> Result<Transform, Error> {
     if t.gravity == Gravity::Auto && t.fit != Fit::Fill {
         t.gravity = Gravity::Center;
     }
+    // sharp mirrors before it turns.
+    super::mirror_before_turn(&mut t);
     let mut t = finish(t);
     if t.fit != Fit::Pad && background.is_none() {
         t.background = Rgb::default();
@@ -373,6 +375,8 @@ mod tests {
             ("flip", "flip_v"),
             ("flop", "flip_h"),
             ("flip&flop", "flip_hv"),
+            ("rotate_90&flip", "r_90,flip_h"),
+            ("rotate_180&flop", "r_180,flip_h"),
             ("sharpen", "sharpen_0.5"),
             ("sharpen_1.5", "sharpen_1.5"),
             ("blur_2", "blur_2"),

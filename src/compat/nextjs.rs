@@ -51,8 +51,9 @@ pub fn parse(rest: &str, query: Option<&str>) -> Result<Request, Error> {
         if path.starts_with('/') {
             return Err(bad(&url, "a protocol-relative url is not accepted"));
         }
-        // `source::parse` decodes a relative path once more: keep `%` literal.
-        path.replace('%', "%25")
+        // Next requests the path internally, so it is percent-decoded once more (which
+        // `source::parse` does); `./` keeps a path that reads like a URL (`/s3://…`) a path.
+        format!("./{path}")
     } else if url.starts_with("http://") || url.starts_with("https://") {
         url
     } else {
@@ -70,7 +71,7 @@ mod tests {
     fn width_quality_and_auto_format() {
         let r = parse("", Some("url=%2Fphoto.jpg&w=300&q=80")).unwrap();
         assert_eq!(r.transform, options::parse("w_300,q_80,f_auto").unwrap());
-        assert_eq!(r.source, "photo.jpg");
+        assert_eq!(r.source, "./photo.jpg");
         let r = parse(
             "",
             Some("w=640&q=75&url=http%3A%2F%2Fo.example%2Fa.jpg%3Fv%3D1"),
@@ -81,7 +82,7 @@ mod tests {
         assert_eq!(r.query.as_deref(), Some("v=1"));
         let r = parse("", Some("url=/a%2520b.jpg&w=10")).unwrap();
         assert_eq!(r.transform, options::parse("w_10,f_auto").unwrap());
-        assert_eq!(r.source, "a%2520b.jpg");
+        assert_eq!(r.source, "./a%20b.jpg");
     }
 
     #[test]

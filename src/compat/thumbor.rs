@@ -7,19 +7,21 @@
 //! - Geometry, as thumbor: without `fit-in` the image is cropped to fill `WxH` and **enlarged**
 //!   to it (`c_fill,up_1`; `no_upscale()` stops that); `fit-in` fits without enlarging
 //!   (`upscale()` allows it), `full-fit-in` covers the box without cropping (`c_outside`); a
-//!   0 or missing side follows the other; `-W`/`-H` mirror the result (the alignment is
-//!   mirrored with it, since thumbor crops before it flips); `AxB:CxD` is a crop from
+//!   0 or missing side follows the other; `-W`/`-H` mirror the result and `rotate(a)` turns
+//!   it (counter-clockwise, as thumbor; the box and the alignment turn and mirror with it,
+//!   since thumbor crops before it does either); `AxB:CxD` is a crop from
 //!   left,top to right,bottom in source pixels; `trim[:top-left][:n]` → `trim_n` (0 by
 //!   default); `left|center|right` and `top|middle|bottom` align the crop; `smart` → `g_auto`.
 //! - Filters: `quality(n)`, `format(jpeg|jpg|png|webp|gif|avif)`, `fill(colour)` (with
 //!   `fit-in`: pad to the box in that colour), `background_color(colour)`, `blur(radius[,
 //!   sigma])` (sigma defaults to the radius), `grayscale()`, `focal(LxT:RxB)` (the crop centres
 //!   on the box's centre, in pixels of the image after `AxB:CxD`), `upscale()`,
-//!   `no_upscale()`, `rotate(a)` (thumbor turns counter-clockwise), `strip_icc()` and
+//!   `no_upscale()`, `rotate(a)`, `strip_icc()` and
 //!   `strip_exif()` (imgcdn always strips). Colours are hex without `#`, or `white`/`black`.
 //! - Refused with a 400 naming them: `meta/`, `debug/`, `adaptive-fit-in`, `orig` sizes,
-//!   `trim:bottom-right`, fills of `transparent`/`blur`/`auto`, `focal()` with a mirror, and
-//!   every other filter.
+//!   `trim:bottom-right`, fills of `transparent`/`blur`/`auto`, a manual crop or `focal()`
+//!   with a mirror or `rotate()`, and every other filter. The query is ignored, as thumbor does.
+//!   `fill()` pads evenly, as thumbor does.
 
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -87,8 +89,10 @@ pub fn parse(rest: &str, query: Option<&str>, key: Option<&[u8]>) -> Result<Requ
     if let Some(s) = segments.next_if(|s| *s == "trim" || s.starts_with("trim:")) {
         t.trim = Some(trim(s)?);
     }
+    let mut crop_text = None;
     if let Some(s) = segments.next_if(|s| crop_box(s).is_some()) {
         t.crop = crop_box(s).flatten();
+        crop_text = t.crop.map(|_| s);
     }
     if let Some(s) = segments.next_if(|s| s.ends_with("fit-in")) {
         match s {
@@ -216,22 +220,36 @@ pub fn parse(rest: &str, query: Option<&str>, key: Option<&[u8]>) -> Result<Requ
             t.background = colour;
         }
     }
-    // Thumbor crops, then mirrors: mirror the alignment so the same part is kept.
+    // thumbor crops and sizes the source, then mirrors, then `rotate()` turns the result;
+    // imgcdn turns and mirrors first and then crops and sizes what is displayed. Manual crops
+    // and focal points are in the source's pixels, which imgcdn cannot turn without its size.
+    let turns = t.rotation.0;
+    if turns != 0 || t.flip.h || t.flip.v {
+        let conflict = crop_text.or(focal.map(|(_, _, text)| text));
+        if let Some(text) = conflict {
+            return Err(bad(
+                text,
+                "imgcdn cannot combine a manual crop or focal() with a mirror or rotate()",
+            ));
+        }
+    }
+    // The alignment follows the mirror, then the turn (a cell of the 3x3 grid).
     if t.flip.h {
         halign = 2 - halign;
     }
     if t.flip.v {
         valign = 2 - valign;
     }
+    for _ in 0..turns {
+        (halign, valign) = (2 - valign, halign);
+    }
+    if turns % 2 == 1 {
+        (t.width, t.height) = (t.height, t.width);
+    }
+    super::mirror_before_turn(&mut t);
     t.gravity = if smart {
         Gravity::Auto
-    } else if let Some((x, y, text)) = focal {
-        if t.flip.h || t.flip.v {
-            return Err(bad(
-                text,
-                "imgcdn cannot combine focal() with a mirrored size",
-            ));
-        }
+    } else if let Some((x, y, _)) = focal {
         Gravity::Point { x, y }
     } else {
         [
@@ -240,10 +258,13 @@ pub fn parse(rest: &str, query: Option<&str>, key: Option<&[u8]>) -> Result<Requ
             [Gravity::SouthWest, Gravity::South, Gravity::SouthEast],
         ][usize::from(valign)][usize::from(halign)]
     };
-    if t.fit == Fit::Pad && t.gravity == Gravity::Auto {
+    // thumbor's `fill` pads evenly.
+    if t.fit == Fit::Pad {
         t.gravity = Gravity::Center;
     }
-    request(finish(t), &image, query)
+    // thumbor reads the image from the path only: the query is neither signed nor passed on.
+    let _ = query;
+    request(finish(t), &image, None)
 }
 
 /// `trim[:top-left|bottom-right][:tolerance]`.
@@ -433,6 +454,23 @@ mod tests {
             ),
             ("filters:rotate(90)/", "r_270"),
             ("filters:rotate(270)/", "r_90"),
+            // rotate() turns the result: the box and the alignment turn with it.
+            (
+                "300x200/left/filters:rotate(90)/",
+                "w_200,h_300,c_fill,g_s,up_1,r_270",
+            ),
+            (
+                "300x200/right/top/filters:rotate(270)/",
+                "w_200,h_300,c_fill,g_se,up_1,r_90",
+            ),
+            (
+                "-300x200/left/filters:rotate(90)/",
+                "w_200,h_300,c_fill,g_n,up_1,r_270,flip_v",
+            ),
+            (
+                "fit-in/300x200/left/filters:fill(000):rotate(180)/",
+                "w_300,h_200,c_pad,bg_000000,r_180",
+            ),
             ("filters:rotate(180):strip_icc():strip_exif()/", "r_180"),
         ];
         for (ops, native) in rows {
@@ -465,6 +503,12 @@ mod tests {
             ("filters:quality(80)x/", "x"),
             ("filters:quality(80/", "quality(80"),
             ("-300x200/filters:focal(1x1:2x2)/", "focal(1x1:2x2)"),
+            (
+                "300x200/filters:focal(1x1:2x2):rotate(90)/",
+                "focal(1x1:2x2)",
+            ),
+            ("1x1:9x9/-300x200/", "1x1:9x9"),
+            ("1x1:9x9/300x200/filters:rotate(180)/", "1x1:9x9"),
         ];
         for (ops, token) in rows {
             refused(ops, token);
@@ -505,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn the_image_keeps_its_spelling_and_takes_the_query() {
+    fn the_image_keeps_its_spelling_and_ignores_the_query() {
         let r = parse(
             "/unsafe/300x200/https%3A%2F%2Fo.example%2Fa.jpg",
             Some("v=1"),
@@ -513,7 +557,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.source, "https%3A%2F%2Fo.example%2Fa.jpg");
-        assert_eq!(r.query.as_deref(), Some("v=1"));
+        assert_eq!(r.query, None);
         let r = parse("/unsafe/fit-in/100x100/photos/cat.jpg", None, None).unwrap();
         assert_eq!(r.source, "photos/cat.jpg");
     }

@@ -293,7 +293,7 @@ async fn imgproxy_at_the_root_sits_behind_every_native_route() {
 
 #[tokio::test]
 async fn new_native_options_focal_point_ratio_gray_and_outside() {
-    let p = proxy(|_| {}).await;
+    let p = proxy(all_routes).await;
     // ar_ resolves to the other side and c_fill: the very entry of the spelled-out URL.
     let ar = p.get(&format!("/img/w_300,ar_2:1/{PHOTO}")).await;
     ar.assert_ok();
@@ -321,6 +321,20 @@ async fn new_native_options_focal_point_ratio_gray_and_outside() {
     // c_outside covers the box without cropping: 2560x1600 into 300x300 → 480x300.
     let outside = p.get(&format!("/img/w_300,h_300,c_outside/{PHOTO}")).await;
     assert_eq!(outside.dims(), (480, 300));
+    // A crop window placed by gravity is the rectangle it resolves to on this 2560x1600 photo.
+    let rect = p
+        .get(&format!("/img/w_200,crop_1280_400_1280_1200/{PHOTO}"))
+        .await;
+    rect.assert_ok();
+    for url in [
+        format!("/img/w_200,crop_1280x1200_se/{PHOTO}"),
+        format!("/img/w_200,crop_0.5x0.75_se/{PHOTO}"),
+        format!("/imgproxy/_/w:200/c:1280:1200:soea/plain/{PHOTO}"),
+    ] {
+        let r = p.get(&url).await;
+        assert_eq!(r.dims(), rect.dims(), "{url}");
+        assert!(r.body == rect.body, "{url}");
+    }
     for (url, needle) in [
         ("/img/w_300,h_100,ar_2:1/x.jpg", "ar_2:1"),
         ("/img/ar_2:1/x.jpg", "ar_2:1"),
