@@ -14,6 +14,9 @@
 //! `page_1`; `metadata=none` (what imgcdn always does); `format=auto|avif|webp|jpeg|
 //! baseline-jpeg|png|gif`.
 //!
+//! Known difference: `fit=crop` on a source smaller than the box crops it to the box's aspect
+//! (Cloudflare returns it as it is).
+//!
 //! Refused with a 400 naming them: `width=auto`, `gravity=face`, `fit=aspect-crop`, named
 //! qualities, trims by pixel amounts, `metadata=keep|copyright`, `format=json`,
 //! `onerror`, `compression`, `slow-connection-quality`, CSS colour names and functions.

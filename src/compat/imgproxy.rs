@@ -12,6 +12,9 @@
 //!   standard, padded or not, split by `/` anywhere) with an optional `.ext`; `local:///path`
 //!   is a path under `source.base`.
 //!
+//! Known difference: on a source smaller than the box (no `el`), `rt:fill` crops to the box's
+//! aspect like `fill-down` (imgproxy's `fill` keeps the scale and crops only the overflow).
+//!
 //! Meanings: `rt:fit` (default) → `c_fit`, `fill`/`fill-down` → `c_fill`, `force` →
 //! `c_scale`, `ex:1` with `fit` → `c_pad` (placed by its own gravity, centre by default);
 //! `w`/`h` of 0 mean unset; `q:0` is the default quality; `dpr` and `z` multiply the sizes (their

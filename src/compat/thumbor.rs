@@ -15,13 +15,14 @@
 //! - Filters: `quality(n)`, `format(jpeg|jpg|png|webp|gif|avif)`, `fill(colour)` (with
 //!   `fit-in`: pad to the box in that colour), `background_color(colour)`, `blur(radius[,
 //!   sigma])` (sigma defaults to the radius), `grayscale()`, `focal(LxT:RxB)` (the crop centres
-//!   on the box's centre, in pixels of the image after `AxB:CxD`), `upscale()`,
+//!   on the box's centre; source pixels, as thumbor), `upscale()`,
 //!   `no_upscale()`, `rotate(a)`, `strip_icc()` and
 //!   `strip_exif()` (imgcdn always strips). Colours are hex without `#`, or `white`/`black`.
 //! - Refused with a 400 naming them: `meta/`, `debug/`, `adaptive-fit-in`, `orig` sizes,
 //!   `trim:bottom-right`, fills of `transparent`/`blur`/`auto`, a manual crop or `focal()`
 //!   with a mirror or `rotate()`, and every other filter. The query is ignored, as thumbor does.
-//!   `fill()` pads evenly, as thumbor does.
+//!   `fill()` pads evenly, as thumbor does. Known difference: `trim`'s tolerance is imgcdn's
+//!   per-channel distance (thumbor's is Euclidean, up to 442).
 
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -250,7 +251,12 @@ pub fn parse(rest: &str, query: Option<&str>, key: Option<&[u8]>) -> Result<Requ
     t.gravity = if smart {
         Gravity::Auto
     } else if let Some((x, y, _)) = focal {
-        Gravity::Point { x, y }
+        // thumbor's focal points are in the source's pixels; imgcdn's in the cropped image's.
+        let (dx, dy) = t.crop.map_or((0, 0), |c| (c.x, c.y));
+        Gravity::Point {
+            x: x.saturating_sub(dx),
+            y: y.saturating_sub(dy),
+        }
     } else {
         [
             [Gravity::NorthWest, Gravity::North, Gravity::NorthEast],
@@ -451,6 +457,10 @@ mod tests {
             (
                 "300x200/filters:focal(100x50:200x150)/",
                 "w_300,h_200,c_fill,g_px_150_100,up_1",
+            ),
+            (
+                "10x20:1010x1020/300x200/filters:focal(100x50:200x150)/",
+                "w_300,h_200,c_fill,g_px_140_80,up_1,crop_10_20_1000_1000",
             ),
             ("filters:rotate(90)/", "r_270"),
             ("filters:rotate(270)/", "r_90"),
