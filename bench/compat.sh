@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What do the [compat] routes (other servers' URL dialects, commit 259a875) cost next to the
+# What do the [compat] routes (other servers' URL dialects) cost next to the
 # native /img/ route? Two parts, measured in one run against one imgcdn:
 #
 #   bench/compat.sh                               # from anywhere; runs from the repo root
@@ -108,7 +108,8 @@ cold_path() {
 # fetch URL FILE [HEADER]: body into FILE; prints "code<TAB>bytes<TAB>x-cache<TAB>content-type
 # <TAB>server-timing<TAB>seconds" (empty fields as "-")
 fetch() {
-  local url=$1 file=$2 hdr=${3:-} args=(-sS -g --path-as-is --max-time 30 -o "$file" -D "$file.h"
+  local url=$1 file=$2 hdr=${3:-}
+  local args=(-sS -g --path-as-is --max-time 30 -o "$file" -D "$file.h"
     -w '%{http_code}\t%{size_download}\t%{time_total}')
   [ -z "$hdr" ] || args+=(-H "$hdr")
   local w; w=$(curl "${args[@]}" "$url") || w=$'000\t0\t0'
@@ -250,7 +251,7 @@ for j in "${!COLD[@]}"; do
   sleep 0.5                    # the last job's cache write, after the response
   t1=$(cpu_ticks)
   # code, bytes, x-cache, content-type, server-timing, seconds -> one row per route
-  awk -F'\t' -v r="$r" -v t="$((t1 - t0))" -v hz="$HZ" -v n="$N" -v ex="$(cold_path "$r" "$W0")" '
+  awk -F'\t' -v r="$r" -v t="$((t1 - t0))" -v hz="$HZ" -v n="$N" -v ex="$(cold_path "$r" "$((W0 + j))")" '
     function dur(s, name,   m) { return match(s, name ";dur=[0-9.]+") ? substr(s, RSTART + length(name) + 5, RLENGTH - length(name) - 5) + 0 : 0 }
     { ok += ($1 == 200); miss += ($3 == "MISS"); jpeg += ($4 == "image/jpeg"); wall += $6
       de += dur($5, "decode"); rs += dur($5, "resize"); en += dur($5, "encode") }
