@@ -7,6 +7,9 @@
 #   DURATION=10 SECTIONS="cold hits" bench/all.sh  # a short run of some sections
 #
 # Sections (SECTIONS, default all, in this order):
+#   djpeg        the libjpeg-turbo floor in this run: hyperfine of `djpeg -scale 1/8` and
+#                `-scale 1/4` of each benchmark file (process start included), so every CPU
+#                figure below can be read as a ratio of it on this CPU
 #   cold         photo-5120x2880.jpg -> ~300 px JPEG q80 and -> 1200 px WebP q80, c=2 and 8:
 #                imgcdn vs IPX vs thumbor with two processes            (bench/peers.sh)
 #   progressive  art-5640x3172.jpg and art-3840x2160.jpg -> ~300 px, c=2 (PROG_CONC): vs IPX
@@ -27,13 +30,13 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SECTIONS="${SECTIONS:-cold progressive hits storm floor}"
+SECTIONS="${SECTIONS:-djpeg cold progressive hits storm floor}"
 export DURATION="${DURATION:-20}" QUIET_WAIT="${QUIET_WAIT:-60}"
 PROG_CONC="${PROG_CONC:-2}" STORM_CONC="${STORM_CONC:-8 64}"
 REPORT_DIR="${REPORT_DIR:-$STATE/results/all-$(date +%Y%m%d-%H%M%S)}"
 REPORT="$REPORT_DIR/report.md"
 for s in $SECTIONS; do
-  case "$s" in cold|progressive|hits|storm|floor) ;; *) die "unknown section '$s'" ;; esac
+  case "$s" in djpeg|cold|progressive|hits|storm|floor) ;; *) die "unknown section '$s'" ;; esac
 done
 need_quiet_lab
 mkdir -p "$REPORT_DIR"
@@ -69,8 +72,35 @@ peers() {  # peers DIR FILE JOB SERVERS CONC
     "$ROOT/bench/peers.sh"
 }
 
+# djpeg_floor: a markdown table of djpeg's scaled decodes of the benchmark files (hyperfine).
+djpeg_floor() {
+  local f scale json
+  command -v hyperfine >/dev/null || { log "hyperfine not found (apt-get install hyperfine)"; return 1; }
+  command -v djpeg >/dev/null || { log "djpeg not found (apt-get install libjpeg-turbo-progs)"; return 1; }
+  mkdir -p "$REPORT_DIR/djpeg"
+  echo "| file | \`djpeg -scale\` | mean wall ms | user+sys ms |"
+  echo "|---|---|---|---|"
+  for f in photo-5120x2880.jpg art-5640x3172.jpg art-3840x2160.jpg; do
+    if [ ! -r "$CORPUS/$f" ]; then log "skipping $f: not in $CORPUS"; continue; fi
+    for scale in 1/8 1/4; do
+      json="$REPORT_DIR/djpeg/${f%.jpg}-${scale/\//of}.json"
+      hyperfine -N --warmup 3 --runs 30 --export-json "$json" \
+        "djpeg -scale $scale -outfile /dev/null $CORPUS/$f" >/dev/null 2>&1 || return 1
+      python3 - "$json" "$f" "$scale" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {r['mean'] * 1e3:.1f} | {(r['user'] + r['system']) * 1e3:.1f} |")
+PY
+    done
+  done
+  echo
+  echo "libjpeg-turbo $(djpeg -version 2>&1 | head -n1 | sed 's/^libjpeg-turbo version //'); hyperfine --warmup 3 --runs 30, no shell."
+}
+
 for s in $SECTIONS; do
   case "$s" in
+    djpeg)
+      section "Floor: libjpeg-turbo scaled decode (djpeg, this run)" djpeg_floor ;;
     cold)
       section "Cold: photo-5120x2880.jpg -> ~300 px JPEG q80" \
         peers cold-jpeg300 photo-5120x2880.jpg jpeg300 "imgcdn ipx thumbor2" "2 8"
