@@ -155,20 +155,7 @@ start_nginx() {
 stop_nginx() { stop_pid "$NGINX_PID"; NGINX_PID=""; }
 
 # --- 5. wait for a quiet machine, then the measured rounds ----------------------------------
-builds_running() { pgrep -x 'rustc|cargo' >/dev/null 2>&1; }
-QUIET=yes
-if [ "$NO_WAIT" != 1 ]; then
-  waited=0
-  while builds_running; do
-    if [ "$waited" -ge 600 ]; then
-      log "rustc/cargo still running after 10 min; measuring anyway (numbers are suspect)"
-      QUIET=no; break
-    fi
-    [ "$waited" -gt 0 ] || log "a rustc/cargo process is running; waiting (up to 10 min, every 10 s)"
-    sleep 10; waited=$((waited + 10))
-  done
-  [ "$waited" -eq 0 ] || log "waited ${waited} s for builds"
-fi
+wait_for_builds
 
 # to_ms "1.23ms" / "850.00us" / "1.02s" -> milliseconds
 to_ms() {

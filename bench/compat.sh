@@ -125,7 +125,6 @@ fetch() {
 HZ=$(getconf CLK_TCK)
 # cpu_ticks -> utime+stime (clock ticks) of imgcdn, all threads
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$IMGCDN_PID/stat"; }
-builds_running() { pgrep -x 'rustc|cargo' >/dev/null 2>&1; }
 # to_ms "1.23ms" / "850.00us" / "1.02s" -> milliseconds
 to_ms() {
   awk -v v="$1" 'BEGIN {
@@ -137,19 +136,7 @@ to_ms() {
 
 # --- 1. build, wait for a quiet machine -----------------------------------------------------
 build_imgcdn
-QUIET=yes
-if [ "$NO_WAIT" != 1 ]; then
-  waited=0
-  while builds_running; do
-    if [ "$waited" -ge 600 ]; then
-      log "rustc/cargo still running after 10 min; measuring anyway (numbers are suspect)"
-      QUIET=no; break
-    fi
-    [ "$waited" -gt 0 ] || log "a rustc/cargo process is running; waiting (up to 10 min, every 10 s)"
-    sleep 10; waited=$((waited + 10))
-  done
-  [ "$waited" -eq 0 ] || log "waited ${waited} s for builds"
-fi
+wait_for_builds
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- 2. imgcdn with every dialect -------------------------------------------------------------

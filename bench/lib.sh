@@ -45,6 +45,25 @@ build_imgcdn() {   # waits for the cargo lock if another build holds it
   cargo build --release >&2
 }
 
+builds_running() { pgrep -x 'rustc|cargo' >/dev/null 2>&1; }
+
+# wait_for_builds: wait (up to 10 min, every 10 s; not with NO_WAIT=1) until no rustc/cargo
+# runs, since numbers taken during a build are useless. Sets QUIET=yes, or no when it gave up.
+wait_for_builds() {
+  local waited=0
+  QUIET=yes
+  [ "${NO_WAIT:-0}" != 1 ] || return 0
+  while builds_running; do
+    if [ "$waited" -ge 600 ]; then
+      log "rustc/cargo still running after 10 min; measuring anyway (numbers are suspect)"
+      QUIET=no; return 0
+    fi
+    [ "$waited" -gt 0 ] || log "a rustc/cargo process is running; waiting (up to 10 min, every 10 s)"
+    sleep 10; waited=$((waited + 10))
+  done
+  [ "$waited" -eq 0 ] || log "waited ${waited} s for builds"
+}
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 stop_pid() {  # TERM, then KILL after 5 s; only pids this script started

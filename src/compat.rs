@@ -336,13 +336,18 @@ pub(crate) fn quality(s: &str) -> Option<u8> {
         .and_then(|q| u8::try_from(q).ok())
 }
 
-/// Multiply the set sizes by a device pixel ratio (1..=4, as `dpr_`); `None` when out of
-/// range or a size would pass the maximum.
+/// Multiply the set sizes by a device pixel ratio (1..=4, rounded to thousandths, as `dpr_`);
+/// `None` when out of range or a size would pass the maximum.
 pub(crate) fn apply_dpr(t: &mut Transform, value: f64) -> Option<()> {
     if !(1.0..=4.0).contains(&value) {
         return None;
     }
-    crate::options::apply_dpr(t, &format!("{value:.3}")).then_some(())
+    crate::options::apply_dpr_milli(t, (value * 1000.0).round() as u64).then_some(())
+}
+
+/// An output format by its name (`jpeg`, `jpg`, `png`, `webp`, `avif`, `gif`).
+pub(crate) fn output_format(name: &str) -> Option<crate::format::Format> {
+    crate::format::Format::from_name(name).filter(|f| f.is_output())
 }
 
 /// The request for `transform` of `source` (whose own `?query`, if any, goes before the

@@ -304,6 +304,22 @@ impl fmt::Display for Gravity {
 }
 
 impl Gravity {
+    /// The compass gravity named `name` in the grammar (`center`, `n`, …, `sw`).
+    fn compass(name: &str) -> Option<Gravity> {
+        Some(match name {
+            "center" => Gravity::Center,
+            "n" => Gravity::North,
+            "s" => Gravity::South,
+            "e" => Gravity::East,
+            "w" => Gravity::West,
+            "ne" => Gravity::NorthEast,
+            "nw" => Gravity::NorthWest,
+            "se" => Gravity::SouthEast,
+            "sw" => Gravity::SouthWest,
+            _ => return None,
+        })
+    }
+
     /// A focal point on a corner, a side's middle or the centre is that compass gravity (they
     /// place identically), so both spellings make one cache entry.
     pub fn normalized(self) -> Gravity {
@@ -436,6 +452,12 @@ pub fn apply_dpr(t: &mut Transform, dpr: &str) -> bool {
         return false;
     }
     let milli = ((value.clamp(1.0, 4.0) * DPR_SCALE as f64).round() as u64).clamp(DPR_MIN, DPR_MAX);
+    apply_dpr_milli(t, milli)
+}
+
+/// Multiply `w`/`h` by a device pixel ratio in thousandths (1000..=4000); `false` (and `t`
+/// unchanged) when a size would pass [`MAX_DIMENSION`].
+pub(crate) fn apply_dpr_milli(t: &mut Transform, milli: u64) -> bool {
     match (scale_by_dpr(t.width, milli), scale_by_dpr(t.height, milli)) {
         (Some(width), Some(height)) => {
             t.width = width;
@@ -509,21 +531,10 @@ pub fn parse(segment: &str) -> Result<Transform, OptionsError> {
                             bad("a focal point is g_fp_<x>_<y> (fractions 0 to 1, 3 decimals at most) or g_px_<x>_<y> (pixels)")
                         })?
                     }
-                    "center" => Gravity::Center,
-                    "n" => Gravity::North,
-                    "s" => Gravity::South,
-                    "e" => Gravity::East,
-                    "w" => Gravity::West,
-                    "ne" => Gravity::NorthEast,
-                    "nw" => Gravity::NorthWest,
-                    "se" => Gravity::SouthEast,
-                    "sw" => Gravity::SouthWest,
                     "auto" => Gravity::Auto,
-                    _ => {
-                        return Err(bad(
-                            "gravity must be center, n, s, e, w, ne, nw, se, sw, auto, fp_<x>_<y> or px_<x>_<y>",
-                        ))
-                    }
+                    _ => Gravity::compass(value).ok_or_else(|| {
+                        bad("gravity must be center, n, s, e, w, ne, nw, se, sw, auto, fp_<x>_<y> or px_<x>_<y>")
+                    })?,
                 };
             }
             Opt::Enlarge => {
@@ -835,18 +846,7 @@ fn parse_window(value: &str) -> Option<CropWindow> {
     let gravity = match gravity {
         None => Gravity::Center,
         Some(g) if g.starts_with("fp_") || g.starts_with("px_") => parse_focal(g)?.normalized(),
-        Some(g) => match g {
-            "center" => Gravity::Center,
-            "n" => Gravity::North,
-            "s" => Gravity::South,
-            "e" => Gravity::East,
-            "w" => Gravity::West,
-            "ne" => Gravity::NorthEast,
-            "nw" => Gravity::NorthWest,
-            "se" => Gravity::SouthEast,
-            "sw" => Gravity::SouthWest,
-            _ => return None,
-        },
+        Some(g) => Gravity::compass(g)?,
     };
     Some(CropWindow {
         width: Span::parse(w)?,

@@ -35,7 +35,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::{apply_dpr, bad, decimal, finish, hex_color, pixels, request, sigma, Error, Request};
-use crate::format::Format;
 use crate::options::{
     parse_fraction, CropWindow, Fit, FormatChoice, Gravity, Rgb, Span, Transform,
 };
@@ -706,14 +705,7 @@ fn fraction(s: &str) -> Option<u16> {
 }
 
 fn format(s: &str) -> Option<FormatChoice> {
-    Some(FormatChoice::Fixed(match s {
-        "jpg" | "jpeg" => Format::Jpeg,
-        "png" => Format::Png,
-        "webp" => Format::Webp,
-        "avif" => Format::Avif,
-        "gif" => Format::Gif,
-        _ => return None,
-    }))
+    super::output_format(s).map(FormatChoice::Fixed)
 }
 
 #[cfg(test)]

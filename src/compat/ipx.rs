@@ -17,7 +17,6 @@
 //! `lanczos3`, a sharpen with `flat`/`jagged`, arbitrary angles, named colours) are a 400.
 
 use super::{bad, decimal, finish, hex_color, pixels, quality, request, sigma, Error, Request};
-use crate::format::Format;
 use crate::options::{CropRect, Fit, FormatChoice, Gravity, Rgb, Rotation, Transform};
 
 /// sharp's `contain` background.
@@ -166,18 +165,13 @@ fn modifiers_to_transform(modifiers: &str) -> Result<Transform, Error> {
             }
             "format" => {
                 t.format = Some(match value {
-                    "jpeg" | "jpg" => FormatChoice::Fixed(Format::Jpeg),
-                    "png" => FormatChoice::Fixed(Format::Png),
-                    "webp" => FormatChoice::Fixed(Format::Webp),
-                    "avif" => FormatChoice::Fixed(Format::Avif),
-                    "gif" => FormatChoice::Fixed(Format::Gif),
                     "auto" => FormatChoice::Auto,
-                    _ => {
-                        return Err(bad(
+                    _ => FormatChoice::Fixed(super::output_format(value).ok_or_else(|| {
+                        bad(
                             token,
                             "format must be jpeg, jpg, png, webp, avif, gif or auto",
-                        ))
-                    }
+                        )
+                    })?),
                 });
             }
             // imgcdn keeps animations unless `page_` flattens them.

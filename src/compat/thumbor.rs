@@ -30,7 +30,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
 use super::{bad, finish, pixels, quality, request, sigma, Error, Request};
-use crate::format::Format;
 use crate::options::{CropRect, Fit, FormatChoice, Gravity, Rgb, Rotation, Transform};
 
 /// The signature thumbor's builders put before `path` (no leading `/`).
@@ -152,14 +151,10 @@ pub fn parse(rest: &str, query: Option<&str>, key: Option<&[u8]>) -> Result<Requ
                     t.quality = Some(quality(one()?).ok_or_else(|| bad("quality is 1 to 100"))?);
                 }
                 "format" => {
-                    t.format = Some(FormatChoice::Fixed(match one()? {
-                        "jpeg" | "jpg" => Format::Jpeg,
-                        "png" => Format::Png,
-                        "webp" => Format::Webp,
-                        "gif" => Format::Gif,
-                        "avif" => Format::Avif,
-                        _ => return Err(bad("format must be jpeg, png, webp, gif or avif")),
-                    }));
+                    t.format = Some(FormatChoice::Fixed(
+                        super::output_format(one()?)
+                            .ok_or_else(|| bad("format must be jpeg, png, webp, gif or avif"))?,
+                    ));
                 }
                 "fill" => {
                     let colour = args.first().copied().unwrap_or_default();
@@ -345,6 +340,9 @@ fn filters(segment: &str) -> Result<Vec<Filter<'_>>, Error> {
     let mut rest = segment.strip_prefix("filters:").unwrap_or(segment);
     let mut out = Vec::new();
     while !rest.is_empty() {
+        if out.len() == 32 {
+            return Err(bad(segment, "at most 32 filters"));
+        }
         let open = rest
             .find('(')
             .ok_or_else(|| bad(rest, "a filter is name(args)"))?;
@@ -363,9 +361,6 @@ fn filters(segment: &str) -> Result<Vec<Filter<'_>>, Error> {
         } else if !rest.is_empty() {
             return Err(bad(rest, "filters are separated by `:`"));
         }
-    }
-    if out.len() > 32 {
-        return Err(bad(segment, "at most 32 filters"));
     }
     Ok(out)
 }
