@@ -1,5 +1,5 @@
 //! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
-//! `PROGRESSIVE_DC=0` turns the DC-only progressive path off, `JPEG_DECODER=rust` picks the
+//! `DC_ONLY=0` turns the DC-only JPEG path off, `JPEG_DECODER=rust` picks the
 //! pure-Rust JPEG decoder, `FORMAT=avif|webp|jpeg|png|gif` the output format, `OPTIONS=c_fill,h_300,g_auto`
 //! more options, `ICC=p3` embeds a Display P3 profile in a JPEG source first, for A/B runs.
 use std::time::Instant;
@@ -60,7 +60,7 @@ fn main() {
         accept: Accept::default(),
         default_quality: 80,
         codecs: imgcdn::pipeline::Codecs {
-            progressive_dc: std::env::var("PROGRESSIVE_DC").map_or(true, |v| v != "0"),
+            dc_only: std::env::var("DC_ONLY").map_or(true, |v| v != "0"),
             jpeg_decoder: match std::env::var("JPEG_DECODER").as_deref() {
                 Ok("rust") => imgcdn::pipeline::JpegDecoder::Rust,
                 _ => imgcdn::pipeline::JpegDecoder::Turbo,

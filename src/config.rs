@@ -317,8 +317,10 @@ impl Default for OutputConfig {
 pub struct PipelineConfig {
     /// `turbo` (libjpeg-turbo, C) or `rust` (zune-jpeg, memory-safe, slower).
     pub jpeg_decoder: JpegDecoder,
-    /// Thumbnails of progressive JPEGs from their DC scans only (pure Rust, exact).
-    pub progressive_dc: bool,
+    /// Thumbnails (≤ 1/8) of JPEGs from their DC coefficients only (pure Rust, libjpeg's
+    /// 1/8 result); `progressive_dc`, its name before baseline files were covered, still reads.
+    #[serde(alias = "progressive_dc")]
+    pub dc_only: bool,
 }
 
 impl Default for PipelineConfig {
@@ -326,7 +328,7 @@ impl Default for PipelineConfig {
         let c = Codecs::default();
         PipelineConfig {
             jpeg_decoder: c.jpeg_decoder,
-            progressive_dc: c.progressive_dc,
+            dc_only: c.dc_only,
         }
     }
 }
@@ -971,7 +973,7 @@ impl TryFrom<Config> for Settings {
         };
         let codecs = Codecs {
             jpeg_decoder: c.pipeline.jpeg_decoder,
-            progressive_dc: c.pipeline.progressive_dc,
+            dc_only: c.pipeline.dc_only,
             avif: AvifSettings {
                 speed: c.output.avif_speed,
                 quality: c.output.avif_quality,
@@ -988,7 +990,7 @@ impl TryFrom<Config> for Settings {
             codecs.avif.speed,
             codecs.avif.max_pixels,
             codecs.jpeg_decoder,
-            codecs.progressive_dc,
+            codecs.dc_only,
             codecs.keep_copyright,
             codecs.passthrough,
             codecs.svg_passthrough

@@ -93,8 +93,9 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Codecs {
     pub jpeg_decoder: JpegDecoder,
-    /// Decode only the DC scans of a progressive JPEG when shrinking it by 8 or more.
-    pub progressive_dc: bool,
+    /// Decode a JPEG from its DC coefficients (`pipeline::jpeg_dc`) when shrinking it by 8:
+    /// the DC scans of a progressive file, the skipped AC codes of a baseline one.
+    pub dc_only: bool,
     pub avif: AvifSettings,
     /// Copy the source's EXIF `Artist` and `Copyright` into the output (`output.keep_copyright`).
     pub keep_copyright: bool,
@@ -110,7 +111,7 @@ impl Default for Codecs {
     fn default() -> Self {
         Codecs {
             jpeg_decoder: JpegDecoder::Turbo,
-            progressive_dc: true,
+            dc_only: true,
             avif: AvifSettings::default(),
             keep_copyright: false,
             passthrough: FormatSet::default(),
@@ -241,6 +242,15 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     codec::sniff(bytes).map(|c| c.format)
 }
 
+/// The DC-only JPEG decoder on its own (`pipeline.dc_only`): `(width, height, RGB8)` at 1/8
+/// scale, equal to libjpeg-turbo's 1/8 decode, or `None` when the file is not one it
+/// reproduces exactly (the pipeline then decodes with libjpeg-turbo). For the benchmark and
+/// the fuzz target that compare the two; the pipeline calls it itself. The caller bounds the
+/// source's pixels first (it allocates about 3 bytes per 64 pixels).
+pub fn decode_jpeg_eighth(bytes: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+    jpeg_dc::decode(bytes).map(|p| (p.width, p.height, p.buf))
+}
+
 /// The header facts and the plan every later stage works from.
 struct Prepared {
     format: Format,
@@ -339,9 +349,17 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
         Format::Jpeg => jpeg::choose_shrink(crop.width, crop.height, target.0, target.1),
         _ => 1,
     };
-    // A progressive file shrunk by 8 needs only its DC scans.
-    let progressive = probe.jpeg.is_some_and(|j| j.progressive);
-    let dc_only = shrink == 8 && progressive && req.codecs.progressive_dc;
+    // A JPEG shrunk by 8 needs only its DC coefficients (and 4:2:0 chroma's first AC terms).
+    // Lossless and 4-component files always go to libjpeg; the rest `jpeg_dc` checks itself.
+    let dc_only = shrink == 8
+        && req.codecs.dc_only
+        && probe.jpeg.is_some_and(|j| {
+            !j.lossless
+                && !matches!(
+                    j.colorspace,
+                    turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
+                )
+        });
     Ok(Prepared {
         format,
         codec,
@@ -500,10 +518,6 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         _ => 3,
     });
     let decode = match p.format {
-        // Two bytes a block a component, and the 1/8 RGB image.
-        Format::Jpeg if p.dc_only => {
-            px(w.div_ceil(8), h.div_ceil(8)).saturating_mul(3 + 2 * components)
-        }
         // zune-jpeg: its output, `image`'s copy, and a progressive file's coefficients.
         Format::Jpeg
             if req.codecs.jpeg_decoder == JpegDecoder::Rust
@@ -549,6 +563,15 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
         _ => px(w, h)
             .max(p.probe.frame_pixels)
             .saturating_mul(p.codec.decode_bytes_per_pixel),
+    };
+    // The DC-only path: two bytes a block a component (four for a 2x2-IDCT component's
+    // samples), and the 1/8 RGB image. When it declines, the path above runs after it, so the
+    // larger of the two is what a request may use (a progressive file whose DC scans decode
+    // but whose end is missing still costs libjpeg's coefficient buffer).
+    let decode = if p.dc_only {
+        decode.max(px(w.div_ceil(8), h.div_ceil(8)).saturating_mul(3 + 4 * components))
+    } else {
+        decode
     };
     // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
     // decode above.

@@ -1,29 +1,47 @@
-//! DC-only decoding of progressive JPEGs at 1/8 scale, in safe Rust.
+//! DC-only decoding of JPEGs at 1/8 scale, in safe Rust: what libjpeg-turbo's 1/8 scaled
+//! decode gives, without most of its work.
 //!
-//! At 1/8 scale each 8x8 block becomes one pixel, and libjpeg's 1x1 IDCT reads only the block's
-//! DC coefficient: `(dc * q0 + 4) >> 3` plus 128. A progressive file stores every DC coefficient
-//! in a few small scans of its own, so a thumbnail needs only those. libjpeg-turbo's scaled
-//! decode still entropy-decodes every AC scan into a whole-image coefficient buffer (180 ms and
-//! ~90 MB for a 20 MP file); this module Huffman-decodes the DC scans (first and refinement),
-//! skips the bytes of every AC scan with `memchr`, and never allocates more than two bytes per
-//! block per component (≈ 1/32 of the pixel count).
+//! At 1/8 scale each 8x8 block becomes one pixel, and libjpeg's 1x1 IDCT reads only the
+//! block's DC coefficient: `(dc * q0 + 4) >> 3` plus 128 (see [`idct`]).
 //!
-//! Quality gate: it answers only when the result equals what a full decode at 1/8 would give,
-//! up to chroma upsampling: every component's DC must be complete to the last bit (the
-//! refinement scans that some scripts put after the AC data are read too), the file must end in
-//! EOI, and restart markers must be where they belong. Anything else — baseline, arithmetic,
-//! 12-bit, lossless, CMYK, a truncated or odd file — returns `None` and the caller uses the
-//! full libjpeg-turbo path, which then also decides what is corrupt. For 4:4:4 the output is
-//! byte-identical to libjpeg-turbo's 1/8 decode (tested); subsampled chroma is replicated where
-//! libjpeg runs a 2x2 IDCT, which differs by a level or two on soft edges.
+//! - **Progressive** files store every DC coefficient in a few small scans of their own, so a
+//!   thumbnail needs only those. libjpeg-turbo still entropy-decodes every AC scan into a
+//!   whole-image coefficient buffer (180 ms and ~90 MB for a 20 MP file); this module
+//!   Huffman-decodes the DC scans (first and refinement), skips the bytes of every AC scan
+//!   with `memchr`, and never allocates more than two bytes per block per component.
+//! - **Baseline** (sequential) files interleave DC and AC, so every block's codes must be
+//!   walked, but not decoded: after the DC difference, the AC coefficients are *skipped* with
+//!   a table that gives the length of several whole symbols (code + magnitude bits) per lookup
+//!   ([`entropy`]) — no sign extension, no storage, no IDCT. A component subsampled by two on
+//!   both axes (4:2:0 chroma) is where libjpeg runs a 2x2 IDCT instead of 1x1; its blocks
+//!   are decoded in full and go through the same 2x2 IDCT, so the result is libjpeg's.
+//!
+//! Quality gate: it answers only when the result is what libjpeg-turbo's 1/8 decode gives
+//! (byte for byte in the tests; the one estimate is progressive 4:2:0 chroma, whose 2x2 IDCT
+//! needs AC data this path skips and which is bilinear-upsampled from the DC instead, a level
+//! or two off on soft edges). Every component must be complete (all DC bits of a progressive
+//! file, including refinement scans after the AC data; every block of a baseline one), the file
+//! must end in EOI, and restart markers must be where they belong. Anything else —
+//! arithmetic, 12-bit, lossless, hierarchical, CMYK/YCCK, a 4x4 chroma IDCT, a bad code, a
+//! truncated or odd file — returns `None` and the caller uses the full libjpeg-turbo path,
+//! which then also decides what is corrupt. Work and memory are linear in the block count,
+//! which the caller has already held to `limits.max_source_pixels`.
+
+mod entropy;
+mod idct;
+#[cfg(test)]
+mod tests;
+
+use entropy::{extend, Bits, Huffman};
+use idct::{idct_1x1, idct_2x2, ycc_to_rgb};
 
 use super::Pixels;
 
 /// Most scans we read before giving up (the full decoder has the same limit and then fails).
 const SCAN_LIMIT: u32 = 500;
 
-/// Decode `bytes` to 8-bit RGB at 1/8 scale from the DC coefficients, or `None` when the file
-/// is not one this fast path handles exactly.
+/// Decode `bytes` to 8-bit RGB at 1/8 scale, or `None` when the file is not one this fast
+/// path reproduces exactly.
 pub(crate) fn decode(bytes: &[u8]) -> Option<Pixels> {
     let mut p = Parser::new(bytes)?;
     p.run()?;
@@ -37,154 +55,30 @@ struct Component {
     h: usize,
     v: usize,
     tq: usize,
-    /// Quantiser for DC, latched at the component's first scan (as libjpeg does).
-    q0: Option<i32>,
+    /// The IDCT size libjpeg gives this component at 1/8 (1, 2, 4 or 8; see `jdmaster.c`).
+    idct: usize,
+    /// Quantisers (zigzag order), latched at the component's first scan as libjpeg does.
+    quant: Option<[u16; 64]>,
     /// Blocks per row / column in the MCU-padded grid.
     bw: usize,
     bh: usize,
     /// Blocks actually covering the image (what a single-component scan walks).
     cw: usize,
     ch: usize,
-    /// DC coefficient per block, `bw * bh`.
+    /// DC coefficient per block, `bw * bh` (components with a 1x1 IDCT, and progressive ones).
     dc: Vec<i16>,
-    /// Lowest DC bit known so far (`None` before the first DC scan).
+    /// Samples of a baseline component with a 2x2 IDCT, `2 bw * 2 bh`.
+    samples: Vec<u8>,
+    /// Lowest DC bit known so far (`None` before the first scan).
     low_bit: Option<u8>,
 }
 
-/// A canonical Huffman table for DC differences.
-#[derive(Debug, Clone)]
-struct Huffman {
-    /// Largest code of each length 1..=16, or -1.
-    maxcode: [i32; 17],
-    /// Index into `values` of the first code of each length, minus that code.
-    offset: [i32; 17],
-    values: Vec<u8>,
-}
-
-impl Huffman {
-    fn new(counts: &[u8; 16], values: Vec<u8>) -> Option<Self> {
-        let mut maxcode = [-1i32; 17];
-        let mut offset = [0i32; 17];
-        let (mut code, mut k) = (0i32, 0i32);
-        for len in 1..=16 {
-            let n = i32::from(counts[len - 1]);
-            if n > 0 {
-                offset[len] = k - code;
-                code += n;
-                k += n;
-                maxcode[len] = code - 1;
-                // A table with more codes than fit in `len` bits is corrupt.
-                if code > 1 << len {
-                    return None;
-                }
-            }
-            code <<= 1;
-        }
-        Some(Huffman {
-            maxcode,
-            offset,
-            values,
-        })
-    }
-}
-
-/// Reads the bits of one entropy-coded segment (between markers).
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-    acc: u64,
-    n: u32,
-    /// A marker was reached: no more data bytes in this segment.
-    at_marker: bool,
-}
-
-impl<'a> Bits<'a> {
-    fn new(data: &'a [u8], pos: usize) -> Self {
-        Bits {
-            data,
-            pos,
-            acc: 0,
-            n: 0,
-            at_marker: false,
-        }
-    }
-
-    /// Top up the accumulator to at least 25 bits, or as far as the segment goes.
-    fn fill(&mut self) {
-        while self.n <= 56 && !self.at_marker {
-            let Some(&b) = self.data.get(self.pos) else {
-                self.at_marker = true;
-                break;
-            };
-            if b == 0xFF {
-                match self.data.get(self.pos + 1) {
-                    Some(0x00) => self.pos += 2,
-                    _ => {
-                        self.at_marker = true;
-                        break;
-                    }
-                }
-            } else {
-                self.pos += 1;
-            }
-            self.acc |= u64::from(b) << (56 - self.n);
-            self.n += 8;
-        }
-    }
-
-    /// The next `k` (≤ 16) bits, or `None` when the segment ran out (truncated scan).
-    fn get(&mut self, k: u32) -> Option<u32> {
-        if k == 0 {
-            return Some(0);
-        }
-        if self.n < k {
-            self.fill();
-            if self.n < k {
-                return None;
-            }
-        }
-        let v = (self.acc >> (64 - k)) as u32;
-        self.acc <<= k;
-        self.n -= k;
-        Some(v)
-    }
-
-    fn decode(&mut self, t: &Huffman) -> Option<u8> {
-        let mut code = 0i32;
-        for len in 1..=16 {
-            code = (code << 1) | self.get(1)? as i32;
-            if code <= t.maxcode[len] {
-                return t.values.get((code + t.offset[len]) as usize).copied();
-            }
-        }
-        None
-    }
-
-    /// Drop the buffered bits and expect restart marker `RST(n)` next.
-    fn restart(&mut self, n: u8) -> Option<()> {
-        if self.data.get(self.pos) == Some(&0xFF)
-            && self.data.get(self.pos + 1) == Some(&(0xD0 + n))
-        {
-            self.pos += 2;
-            self.acc = 0;
-            self.n = 0;
-            self.at_marker = false;
-            Some(())
-        } else {
-            None
-        }
-    }
-}
-
-/// Sign-extend a `s`-bit magnitude category value (JPEG F.2.2.1 EXTEND).
-fn extend(v: u32, s: u32) -> i32 {
-    if s == 0 {
-        0
-    } else if v < 1 << (s - 1) {
-        v as i32 - (1 << s) + 1
-    } else {
-        v as i32
-    }
+/// One component of a scan: index into `comps` and its DC and AC table numbers.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    ci: usize,
+    dc: usize,
+    ac: usize,
 }
 
 struct Parser<'a> {
@@ -192,11 +86,13 @@ struct Parser<'a> {
     pos: usize,
     width: usize,
     height: usize,
+    progressive: bool,
     comps: Vec<Component>,
     hmax: usize,
     vmax: usize,
-    quant: [Option<i32>; 4],
+    quant: [Option<[u16; 64]>; 4],
     dc_tables: [Option<Huffman>; 4],
+    ac_tables: [Option<Huffman>; 4],
     restart_interval: usize,
     adobe_transform: Option<u8>,
     jfif: bool,
@@ -218,11 +114,13 @@ impl<'a> Parser<'a> {
             pos: 2,
             width: 0,
             height: 0,
+            progressive: false,
             comps: Vec::new(),
             hmax: 1,
             vmax: 1,
             quant: [None; 4],
             dc_tables: [None, None, None, None],
+            ac_tables: [None, None, None, None],
             restart_interval: 0,
             adobe_transform: None,
             jfif: false,
@@ -231,7 +129,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Walk the markers to EOI, decoding DC scans and skipping AC scans.
+    /// Walk the markers to EOI, decoding or skipping each scan.
     fn run(&mut self) -> Option<()> {
         loop {
             // Markers may be preceded by fill bytes (0xFF).
@@ -260,9 +158,11 @@ impl<'a> Parser<'a> {
             }
             self.pos += len;
             match marker {
-                0xC2 => self.frame(seg)?,
-                // Baseline, extended, lossless, hierarchical, arithmetic: the full path.
-                0xC0 | 0xC1 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+                // Baseline and extended sequential, progressive; all Huffman-coded.
+                0xC0 | 0xC1 => self.frame(seg, false)?,
+                0xC2 => self.frame(seg, true)?,
+                // Lossless, hierarchical, arithmetic: the full path.
+                0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
                 0xC4 => self.huffman(seg)?,
                 0xDB => self.quantisers(seg)?,
                 0xDD => self.restart_interval = be16(seg, 0)?,
@@ -276,10 +176,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn frame(&mut self, seg: &[u8]) -> Option<()> {
+    fn frame(&mut self, seg: &[u8], progressive: bool) -> Option<()> {
         if !self.comps.is_empty() || *seg.first()? != 8 {
             return None; // a second frame, or 12-bit samples
         }
+        self.progressive = progressive;
         self.height = be16(seg, 1)?;
         self.width = be16(seg, 3)?;
         let n = usize::from(*seg.get(5)?);
@@ -298,12 +199,14 @@ impl<'a> Parser<'a> {
                 h,
                 v,
                 tq: usize::from(c[2]),
-                q0: None,
+                idct: 1,
+                quant: None,
                 bw: 0,
                 bh: 0,
                 cw: 0,
                 ch: 0,
                 dc: Vec::new(),
+                samples: Vec::new(),
                 low_bit: None,
             });
         }
@@ -316,6 +219,13 @@ impl<'a> Parser<'a> {
             c.bh = mcuy * c.v;
             c.cw = (self.width * c.h).div_ceil(self.hmax).div_ceil(8);
             c.ch = (self.height * c.v).div_ceil(self.vmax).div_ceil(8);
+            // jdmaster.c: double the IDCT while the component still needs no upsampling.
+            while c.idct < 8
+                && self.hmax.is_multiple_of(c.h * c.idct * 2)
+                && self.vmax.is_multiple_of(c.v * c.idct * 2)
+            {
+                c.idct *= 2;
+            }
             // At most 65535² / 64 blocks: about 134 MB of i16 in the worst case, but the
             // caller has already held the source to `max_source_pixels`.
             c.dc = vec![0; c.bw.checked_mul(c.bh)?];
@@ -334,8 +244,11 @@ impl<'a> Parser<'a> {
             if class > 1 || id > 3 {
                 return None;
             }
+            let table = Some(Huffman::new(&counts, values)?);
             if class == 0 {
-                self.dc_tables[id] = Some(Huffman::new(&counts, values)?);
+                self.dc_tables[id] = table;
+            } else {
+                self.ac_tables[id] = table;
             }
             seg = &seg[17 + total..];
         }
@@ -348,13 +261,25 @@ impl<'a> Parser<'a> {
             if id > 3 {
                 return None;
             }
-            let (q0, len) = match pq {
-                0 => (i32::from(*seg.get(1)?), 65),
-                1 => (be16(seg, 1)? as i32, 129),
+            let mut table = [0u16; 64];
+            let len = match pq {
+                0 => {
+                    let values = seg.get(1..65)?;
+                    for (q, &v) in table.iter_mut().zip(values) {
+                        *q = u16::from(v);
+                    }
+                    65
+                }
+                1 => {
+                    let values = seg.get(1..129)?;
+                    for (q, v) in table.iter_mut().zip(values.chunks_exact(2)) {
+                        *q = u16::from_be_bytes([v[0], v[1]]);
+                    }
+                    129
+                }
                 _ => return None,
             };
-            seg.get(..len)?;
-            self.quant[id] = Some(q0);
+            self.quant[id] = Some(table);
             seg = &seg[len..];
         }
         Some(())
@@ -372,9 +297,13 @@ impl<'a> Parser<'a> {
         let mut members = Vec::with_capacity(ns);
         for i in 0..ns {
             let id = *seg.get(1 + 2 * i)?;
-            let table = usize::from(seg.get(2 + 2 * i)? >> 4);
+            let tables = *seg.get(2 + 2 * i)?;
             let ci = self.comps.iter().position(|c| c.id == id)?;
-            members.push((ci, table));
+            members.push(Member {
+                ci,
+                dc: usize::from(tables >> 4),
+                ac: usize::from(tables & 15),
+            });
         }
         let tail = seg.get(1 + 2 * ns..4 + 2 * ns)?;
         let (ss, se, ah, al) = (tail[0], tail[1], tail[2] >> 4, tail[2] & 15);
@@ -382,40 +311,9 @@ impl<'a> Parser<'a> {
         // Where this scan's entropy-coded data ends: the next marker other than RSTn.
         let end = next_marker(self.data, start);
         self.pos = end;
-        if ss != 0 {
-            return Some(()); // an AC scan: not needed at 1/8
-        }
-        if se != 0 || al > 13 {
-            return None;
-        }
-        // Successive approximation must go first scan, then one bit at a time.
-        for &(ci, _) in &members {
-            let c = &mut self.comps[ci];
-            match (c.low_bit, ah) {
-                (None, 0) => {}
-                (Some(low), a) if a == low && al + 1 == a => {}
-                _ => return None,
-            }
-            c.low_bit = Some(al);
-            if c.q0.is_none() {
-                c.q0 = Some(self.quant[c.tq]?);
-            }
-        }
-        let tables: Vec<Option<&Huffman>> = members
-            .iter()
-            .map(|&(_, t)| self.dc_tables.get(t).and_then(Option::as_ref))
-            .collect();
-        if ah == 0 && tables.iter().any(Option::is_none) {
-            return None;
-        }
-        let data = self.data.get(..end)?;
-        let mut bits = Bits::new(data, start);
-        let mut pred = [0i32; 4];
-        let first = ah == 0;
-
         // The units a scan walks: MCUs of all members, or one component's blocks in raster.
         let (ux, uy) = if ns == 1 {
-            let c = &self.comps[members[0].0];
+            let c = &self.comps[members[0].ci];
             (c.cw, c.ch)
         } else {
             (
@@ -425,15 +323,255 @@ impl<'a> Parser<'a> {
         };
         let blocks_per_mcu: usize = members
             .iter()
-            .map(|&(ci, _)| self.comps[ci].h * self.comps[ci].v)
+            .map(|m| self.comps[m.ci].h * self.comps[m.ci].v)
             .sum();
         if ns > 1 && blocks_per_mcu > 10 {
             return None;
         }
-        let mut rst = 0u8;
-        let mut done = 0usize;
-        for y in 0..uy {
-            for x in 0..ux {
+        let walk = Walk {
+            ux,
+            uy,
+            interleaved: ns > 1,
+            restart_interval: self.restart_interval,
+        };
+        let data = self.data.get(..end)?;
+        let bits = Bits::new(data, start);
+        if !self.progressive {
+            if (ss, se, ah, al) != (0, 63, 0, 0) {
+                return None; // libjpeg only warns; not a file to be exact about
+            }
+            return self.sequential_scan(&members, walk, bits);
+        }
+        if ss != 0 {
+            return Some(()); // an AC scan: not needed at 1/8
+        }
+        if se != 0 || al > 13 {
+            return None;
+        }
+        self.dc_scan(&members, walk, bits, ah, al)
+    }
+
+    /// Each member's blocks per unit: its sampling factors in an interleaved scan, else one.
+    fn shape(&self, members: &[Member], interleaved: bool) -> Vec<(usize, usize)> {
+        (members.iter())
+            .map(|m| match interleaved {
+                true => (self.comps[m.ci].h, self.comps[m.ci].v),
+                false => (1, 1),
+            })
+            .collect()
+    }
+
+    /// A progressive DC scan: the first one (Huffman-coded differences) or a refinement (one
+    /// raw bit per block). Successive approximation must go first scan, then a bit at a time.
+    fn dc_scan(
+        &mut self,
+        members: &[Member],
+        walk: Walk,
+        mut bits: Bits<'_>,
+        ah: u8,
+        al: u8,
+    ) -> Option<()> {
+        for m in members {
+            let c = &mut self.comps[m.ci];
+            match (c.low_bit, ah) {
+                (None, 0) => {}
+                (Some(low), a) if a == low && al + 1 == a => {}
+                _ => return None,
+            }
+            c.low_bit = Some(al);
+            if c.quant.is_none() {
+                c.quant = Some(self.quant[c.tq]?);
+            }
+        }
+        let first = ah == 0;
+        let tables: Vec<&Huffman> = match first {
+            true => (members.iter())
+                .map(|m| self.dc_tables.get(m.dc)?.as_ref())
+                .collect::<Option<_>>()?,
+            false => Vec::new(),
+        };
+        let shape = self.shape(members, walk.interleaved);
+        let comps = &mut self.comps;
+        walk.run(&shape, &mut bits, |bits, pred, m, bx, by| {
+            let c = &mut comps[members[m].ci];
+            let slot = c.dc.get_mut(by * c.bw + bx)?;
+            if first {
+                let s = u32::from(bits.decode(tables[m])?);
+                if s > 11 {
+                    return None;
+                }
+                pred[m] = pred[m].checked_add(extend(bits.get(s)?, s))?;
+                *slot = i16::try_from(i64::from(pred[m]) << al).ok()?;
+            } else if bits.get(1)? == 1 {
+                *slot |= 1 << al;
+            }
+            Some(())
+        })
+    }
+
+    /// A baseline (sequential) scan: per block the DC difference, then the AC coefficients
+    /// skipped — or, for a component with a 2x2 IDCT, decoded and transformed to its four
+    /// samples.
+    fn sequential_scan(
+        &mut self,
+        members: &[Member],
+        walk: Walk,
+        mut bits: Bits<'_>,
+    ) -> Option<()> {
+        for m in members {
+            let c = &mut self.comps[m.ci];
+            if c.low_bit.is_some() || c.idct > 2 {
+                return None; // scanned twice, or a 4x4 chroma IDCT
+            }
+            c.low_bit = Some(0);
+            if c.quant.is_none() {
+                c.quant = Some(self.quant[c.tq]?);
+            }
+            if c.idct == 2 {
+                c.samples = super::alloc_zeroed((2 * c.bw).checked_mul(2 * c.bh)?)?;
+            }
+        }
+        let mut skips: [Option<Vec<u16>>; 4] = Default::default();
+        for m in members {
+            let ac = self.ac_tables.get(m.ac)?.as_ref()?;
+            if self.comps[m.ci].idct == 1 && skips[m.ac].is_none() {
+                skips[m.ac] = Some(ac.skip_table());
+            }
+        }
+        let mut plans = Vec::with_capacity(members.len());
+        for m in members {
+            plans.push((
+                self.dc_tables.get(m.dc)?.as_ref()?,
+                self.ac_tables.get(m.ac)?.as_ref()?,
+                skips[m.ac]
+                    .as_deref()
+                    .filter(|_| self.comps[m.ci].idct == 1),
+            ));
+        }
+        let shape = self.shape(members, walk.interleaved);
+        let comps = &mut self.comps;
+        walk.run(&shape, &mut bits, |bits, pred, m, bx, by| {
+            let (dc_table, ac_table, skip) = plans[m];
+            let c = &mut comps[members[m].ci];
+            let s = u32::from(bits.decode(dc_table)?);
+            if s > 11 {
+                return None;
+            }
+            pred[m] = pred[m].checked_add(extend(bits.get(s)?, s))?;
+            let dc = i16::try_from(pred[m]).ok()?;
+            if let Some(skip) = skip {
+                *c.dc.get_mut(by * c.bw + bx)? = dc;
+                return bits.skip_ac(ac_table, skip);
+            }
+            let mut block = [0i32; 64];
+            block[0] = i32::from(dc);
+            bits.decode_ac(ac_table, &mut block)?;
+            let [a, b, c0, d] = idct_2x2(&block, c.quant.as_ref()?)?;
+            let row = 2 * c.bw;
+            let at = 2 * by * row + 2 * bx;
+            let out = c.samples.get_mut(at..at + row + 2)?;
+            (out[0], out[1], out[row], out[row + 1]) = (a, b, c0, d);
+            Some(())
+        })
+    }
+
+    /// Build the RGB image, if every component is complete and the file ended properly.
+    fn finish(mut self) -> Option<Pixels> {
+        if !self.eoi || self.comps.iter().any(|c| c.low_bit != Some(0)) {
+            return None;
+        }
+        let (ow, oh) = (self.width.div_ceil(8), self.height.div_ceil(8));
+        let progressive = self.progressive;
+        // Each component's samples at its IDCT's scale: (samples, width, height, scale).
+        let planes: Vec<(Vec<u8>, usize, usize, usize)> = (self.comps.iter_mut())
+            .map(|c| {
+                if !c.samples.is_empty() {
+                    return (std::mem::take(&mut c.samples), 2 * c.bw, 2 * c.bh, 2);
+                }
+                let q0 = c.quant.map_or(1, |q| q[0]);
+                let dc = c.dc.iter().map(|&d| idct_1x1(d, q0)).collect();
+                (dc, c.bw, c.bh, 1)
+            })
+            .collect();
+        let mut buf = super::alloc_zeroed(ow.checked_mul(oh)?.checked_mul(3)?)?;
+        let (hmax, vmax) = (self.hmax, self.vmax);
+        let comps = &self.comps;
+        let sample = |ci: usize, x: usize, y: usize| -> u8 {
+            let c = &comps[ci];
+            let (plane, pw, ph, scale) = &planes[ci];
+            // Progressive 4:2:0 chroma: libjpeg's 2x2 IDCT reads AC data we skipped; bilinear
+            // upsampling of the DC plane is the closest estimate.
+            if progressive && c.idct >= 2 {
+                let at = |o: usize, own: usize, max: usize, n: usize| {
+                    let f = ((o as f32 + 0.5) * own as f32 / max as f32 - 0.5)
+                        .clamp(0.0, (n - 1) as f32);
+                    let i = f as usize;
+                    (i, (i + 1).min(n - 1), f - i as f32)
+                };
+                let (x0, x1, wx) = at(x, c.h, hmax, c.cw);
+                let (y0, y1, wy) = at(y, c.v, vmax, c.ch);
+                let p = |x: usize, y: usize| f32::from(plane[y * pw + x]);
+                let top = p(x0, y0) * (1.0 - wx) + p(x1, y0) * wx;
+                let bottom = p(x0, y1) * (1.0 - wx) + p(x1, y1) * wx;
+                return (top * (1.0 - wy) + bottom * wy + 0.5) as u8;
+            }
+            // Otherwise libjpeg replicates (no fancy upsampling at 1/8).
+            let sx = (x * c.h * scale / hmax).min(pw - 1);
+            let sy = (y * c.v * scale / vmax).min(ph - 1);
+            plane[sy * pw + sx]
+        };
+        let rgb = comps.len() == 3
+            && match self.adobe_transform {
+                Some(t) => t == 0,
+                None => !self.jfif && comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']),
+            };
+        for (i, px) in buf.chunks_exact_mut(3).enumerate() {
+            let (x, y) = (i % ow, i / ow);
+            match comps.len() {
+                1 => px.fill(sample(0, x, y)),
+                _ if rgb => {
+                    px.copy_from_slice(&[sample(0, x, y), sample(1, x, y), sample(2, x, y)])
+                }
+                _ => px.copy_from_slice(&ycc_to_rgb(
+                    sample(0, x, y),
+                    sample(1, x, y),
+                    sample(2, x, y),
+                )),
+            }
+        }
+        Some(Pixels {
+            buf,
+            width: u32::try_from(ow).ok()?,
+            height: u32::try_from(oh).ok()?,
+            alpha: false,
+        })
+    }
+}
+
+/// How a scan walks its blocks: `ux` x `uy` units (MCUs of every member when interleaved,
+/// else one component's blocks), with a restart marker every `restart_interval` units.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    ux: usize,
+    uy: usize,
+    interleaved: bool,
+    restart_interval: usize,
+}
+
+impl Walk {
+    /// Call `block(bits, predictors, member, block x, block y)` for every block in scan
+    /// order (`shape`: each member's blocks per unit), checking each restart marker and
+    /// resetting the DC predictors there.
+    fn run(
+        self,
+        shape: &[(usize, usize)],
+        bits: &mut Bits<'_>,
+        mut block: impl FnMut(&mut Bits<'_>, &mut [i32; 4], usize, usize, usize) -> Option<()>,
+    ) -> Option<()> {
+        let mut pred = [0i32; 4];
+        let (mut rst, mut done) = (0u8, 0usize);
+        for y in 0..self.uy {
+            for x in 0..self.ux {
                 if self.restart_interval > 0
                     && done > 0
                     && done.is_multiple_of(self.restart_interval)
@@ -443,103 +581,16 @@ impl<'a> Parser<'a> {
                     pred = [0; 4];
                 }
                 done += 1;
-                for (m, &(ci, _)) in members.iter().enumerate() {
-                    let c = &mut self.comps[ci];
-                    let (nh, nv) = if ns == 1 { (1, 1) } else { (c.h, c.v) };
+                for (m, &(nh, nv)) in shape.iter().enumerate() {
                     for by in 0..nv {
                         for bx in 0..nh {
-                            let idx = (y * nv + by) * c.bw + x * nh + bx;
-                            let slot = c.dc.get_mut(idx)?;
-                            if first {
-                                let s = u32::from(bits.decode(tables[m]?)?);
-                                if s > 11 {
-                                    return None;
-                                }
-                                let diff = extend(bits.get(s)?, s);
-                                pred[m] = pred[m].checked_add(diff)?;
-                                *slot = i16::try_from(pred[m] << al).ok()?;
-                            } else if bits.get(1)? == 1 {
-                                *slot |= 1 << al;
-                            }
+                            block(bits, &mut pred, m, x * nh + bx, y * nv + by)?;
                         }
                     }
                 }
             }
         }
         Some(())
-    }
-
-    /// Build the RGB image, if every component's DC is complete and the file ended properly.
-    fn finish(self) -> Option<Pixels> {
-        if !self.eoi || self.comps.iter().any(|c| c.low_bit != Some(0)) {
-            return None;
-        }
-        let (ow, oh) = (self.width.div_ceil(8), self.height.div_ceil(8));
-        // Each component's 1/8 plane, the 1x1 IDCT of libjpeg (jidctred.c).
-        let planes: Vec<Vec<u8>> = self
-            .comps
-            .iter()
-            .map(|c| {
-                let q = c.q0.unwrap_or(1);
-                c.dc.iter()
-                    .map(|&d| ((((i32::from(d) * q) + 4) >> 3) + 128).clamp(0, 255) as u8)
-                    .collect()
-            })
-            .collect();
-        let mut buf = super::alloc_zeroed(ow.checked_mul(oh)?.checked_mul(3)?)?;
-        // libjpeg-turbo (jdmaster.c, v6b rules) gives a component subsampled by 2 on both axes
-        // a 2x2 IDCT at 1/8, which reads AC coefficients we do not have; bilinear upsampling of
-        // the DC plane is the closest estimate. Every other component it replicates, as here.
-        let smooth: Vec<bool> = (self.comps.iter())
-            .map(|c| self.hmax.is_multiple_of(c.h * 2) && self.vmax.is_multiple_of(c.v * 2))
-            .collect();
-        let sample = |ci: usize, x: usize, y: usize| -> u8 {
-            let c = &self.comps[ci];
-            let plane = &planes[ci];
-            if !smooth[ci] {
-                let (sx, sy) = (x * c.h / self.hmax, y * c.v / self.vmax);
-                return plane[sy.min(c.bh - 1) * c.bw + sx.min(c.bw - 1)];
-            }
-            let at = |o: usize, own: usize, max: usize, n: usize| {
-                let f =
-                    ((o as f32 + 0.5) * own as f32 / max as f32 - 0.5).clamp(0.0, (n - 1) as f32);
-                let i = f as usize;
-                (i, (i + 1).min(n - 1), f - i as f32)
-            };
-            let (x0, x1, wx) = at(x, c.h, self.hmax, c.cw);
-            let (y0, y1, wy) = at(y, c.v, self.vmax, c.ch);
-            let p = |x: usize, y: usize| f32::from(plane[y * c.bw + x]);
-            let top = p(x0, y0) * (1.0 - wx) + p(x1, y0) * wx;
-            let bottom = p(x0, y1) * (1.0 - wx) + p(x1, y1) * wx;
-            (top * (1.0 - wy) + bottom * wy + 0.5) as u8
-        };
-        let rgb = self.comps.len() == 3
-            && match self.adobe_transform {
-                Some(t) => t == 0,
-                None => !self.jfif && self.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']),
-            };
-        for y in 0..oh {
-            for x in 0..ow {
-                let px = &mut buf[(y * ow + x) * 3..][..3];
-                match self.comps.len() {
-                    1 => px.fill(sample(0, x, y)),
-                    _ if rgb => {
-                        px.copy_from_slice(&[sample(0, x, y), sample(1, x, y), sample(2, x, y)])
-                    }
-                    _ => px.copy_from_slice(&ycc_to_rgb(
-                        sample(0, x, y),
-                        sample(1, x, y),
-                        sample(2, x, y),
-                    )),
-                }
-            }
-        }
-        Some(Pixels {
-            buf,
-            width: u32::try_from(ow).ok()?,
-            height: u32::try_from(oh).ok()?,
-            alpha: false,
-        })
     }
 }
 
@@ -555,210 +606,4 @@ fn next_marker(data: &[u8], mut from: usize) -> usize {
         }
     }
     data.len()
-}
-
-/// YCbCr to RGB exactly as libjpeg's `jdcolor.c` tables compute it (16-bit fixed point).
-fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    const ONE_HALF: i32 = 1 << 15;
-    const fn fix(x: f64) -> i32 {
-        (x * 65536.0 + 0.5) as i32
-    }
-    let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
-    let r = y + ((fix(1.40200) * cr + ONE_HALF) >> 16);
-    let g = y + ((-fix(0.34414) * cb - fix(0.71414) * cr + ONE_HALF) >> 16);
-    let b = y + ((fix(1.77200) * cb + ONE_HALF) >> 16);
-    [r, g, b].map(|v| v.clamp(0, 255) as u8)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
-
-    /// Smooth gradients with a hard-edged square and a little deterministic texture.
-    fn synthetic(w: usize, h: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            for x in 0..w {
-                let edge = (x / 13 + y / 7) % 2 == 0 && x > w / 4 && x < w * 3 / 4;
-                let t = ((x * 7 + y * 13) % 17) as u8;
-                v.push((x * 255 / w.max(1)) as u8 ^ t);
-                v.push(if edge {
-                    240
-                } else {
-                    (y * 255 / h.max(1)) as u8
-                });
-                v.push(((x + y) * 3 % 256) as u8);
-            }
-        }
-        v
-    }
-
-    fn jpeg(w: usize, h: usize, subsamp: Subsamp, progressive: bool) -> Vec<u8> {
-        let mut rgb = synthetic(w, h);
-        let mut format = PixelFormat::RGB;
-        if subsamp == Subsamp::Gray {
-            rgb = rgb.chunks(3).map(|p| p[1]).collect();
-            format = PixelFormat::GRAY;
-        }
-        let mut c = Compressor::new().expect("compressor");
-        c.set_quality(90).expect("quality");
-        c.set_subsamp(subsamp).expect("subsamp");
-        c.set_progressive(progressive).expect("progressive");
-        let image = Image {
-            pixels: rgb.as_slice(),
-            width: w,
-            pitch: w * format.size(),
-            height: h,
-            format,
-        };
-        c.compress_to_vec(image).expect("compress")
-    }
-
-    /// libjpeg-turbo's own 1/8 decode, the reference.
-    fn turbo_eighth(bytes: &[u8]) -> (Vec<u8>, u32, u32) {
-        let mut d = Decompressor::new().expect("decompressor");
-        let header = d.read_header(bytes).expect("header");
-        let f = ScalingFactor::ONE_EIGHTH;
-        let (w, h) = (f.scale(header.width), f.scale(header.height));
-        let mut buf = vec![0; w * h * 3];
-        d.set_scaling_factor(f).expect("scale");
-        let image = Image {
-            pixels: buf.as_mut_slice(),
-            width: w,
-            pitch: w * 3,
-            height: h,
-            format: PixelFormat::RGB,
-        };
-        d.decompress(bytes, image).expect("decompress");
-        (buf, w as u32, h as u32)
-    }
-
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
-    }
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(path).expect("fixture present")
-    }
-
-    /// The DC-only result and libjpeg-turbo's 1/8 decode, same size asserted.
-    fn both(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        let dc = decode(bytes).expect("DC-only path takes this file");
-        let (reference, w, h) = turbo_eighth(bytes);
-        assert_eq!((dc.width, dc.height), (w, h));
-        assert!(!dc.alpha);
-        (dc.buf, reference)
-    }
-
-    #[test]
-    fn full_resolution_chroma_is_byte_identical_to_libjpeg_at_any_size() {
-        for (w, h) in [(1, 1), (8, 8), (9, 17), (64, 3), (317, 197), (640, 480)] {
-            for subsamp in [Subsamp::None, Subsamp::Gray] {
-                let (dc, reference) = both(&jpeg(w, h, subsamp, true));
-                assert!(dc == reference, "{w}x{h} {subsamp:?} differs");
-            }
-        }
-    }
-
-    #[test]
-    fn chroma_subsampled_on_one_axis_is_byte_identical_too() {
-        // libjpeg replicates these at 1/8, as we do.
-        for (w, h) in [(15, 9), (317, 197)] {
-            for subsamp in [Subsamp::Sub2x1, Subsamp::Sub1x2] {
-                let (dc, reference) = both(&jpeg(w, h, subsamp, true));
-                assert!(dc == reference, "{w}x{h} {subsamp:?} differs");
-            }
-        }
-    }
-
-    #[test]
-    fn chroma_subsampled_on_both_axes_is_close_on_photos() {
-        // libjpeg runs a 2x2 IDCT on 4:2:0 chroma at 1/8, with AC data we skip; on
-        // pixel-scale colour stripes that differs a lot, on photographs little.
-        let (w, h) = (317, 197);
-        let (dc, reference) = both(&jpeg(w, h, Subsamp::Sub2x2, true));
-        assert_eq!(dc.len(), reference.len());
-        let (dc, reference) = both(&fixture("progressive-2560x1600.jpg"));
-        let db = psnr(&dc, &reference);
-        assert!(db > 36.0, "standard scan script, 4:2:0 photo: {db:.1} dB");
-    }
-
-    #[test]
-    fn restart_markers_and_separate_dc_scans_decode() {
-        let (dc, reference) = both(&fixture("prog444-rst.jpg"));
-        assert!(dc == reference, "4:4:4 with restarts differs");
-        // A dense 1/8-scale crop: the hardest case for 4:2:0 (about 32 dB).
-        let (dc, reference) = both(&fixture("prog420-sepdc-rst.jpg"));
-        let db = psnr(&dc, &reference);
-        assert!(db > 30.0, "non-interleaved DC scans: {db:.1} dB");
-    }
-
-    #[test]
-    fn files_it_does_not_handle_exactly_fall_back() {
-        // Baseline, CMYK, grayscale baseline: not progressive or not 1/3 components.
-        for name in [
-            "photo-2560x1600.jpg",
-            "cmyk-2560x1600.jpg",
-            "gray-2560x1600.jpg",
-        ] {
-            assert!(decode(&fixture(name)).is_none(), "{name}");
-        }
-        let mut c = Compressor::new().expect("compressor");
-        c.set_arithmetic(true).expect("arithmetic");
-        c.set_progressive(true).expect("progressive");
-        let rgb = synthetic(32, 32);
-        let image = Image {
-            pixels: rgb.as_slice(),
-            width: 32,
-            pitch: 96,
-            height: 32,
-            format: PixelFormat::RGB,
-        };
-        let arithmetic = c.compress_to_vec(image).expect("compress");
-        assert!(decode(&arithmetic).is_none(), "arithmetic coding");
-        assert!(decode(b"").is_none());
-        assert!(decode(b"\xff\xd8").is_none());
-    }
-
-    #[test]
-    fn truncated_files_fall_back_wherever_they_are_cut() {
-        // Cut inside the DC scans, inside the AC data, and just before EOI: the full decoder
-        // must see every one of them (and call them corrupt).
-        let bytes = fixture("prog420-sepdc-rst.jpg");
-        for cut in (4..bytes.len())
-            .step_by(97)
-            .chain([bytes.len() - 2, bytes.len() - 1])
-        {
-            assert!(decode(&bytes[..cut]).is_none(), "cut at {cut}");
-        }
-        assert!(decode(&bytes).is_some());
-    }
-
-    #[test]
-    fn bit_flips_never_panic() {
-        let bytes = fixture("prog444-rst.jpg");
-        let mut flipped = bytes.clone();
-        for i in (0..bytes.len()).step_by(7) {
-            for bit in [0, 3, 7] {
-                flipped[i] ^= 1 << bit;
-                let _ = decode(&flipped);
-                flipped[i] ^= 1 << bit;
-            }
-        }
-    }
-
-    #[test]
-    fn ycc_conversion_matches_libjpeg_tables() {
-        assert_eq!(ycc_to_rgb(128, 128, 128), [128, 128, 128]);
-        assert_eq!(ycc_to_rgb(255, 128, 128), [255, 255, 255]);
-        assert_eq!(ycc_to_rgb(76, 85, 255), [254, 0, 0]);
-    }
 }

@@ -1,0 +1,327 @@
+//! Entropy decoding for the DC-only decoder: a bit reader over one entropy-coded segment,
+//! canonical Huffman tables with a 9-bit lookahead, and the AC *skip* table that lets a
+//! baseline scan step over a block's AC coefficients without decoding them.
+//!
+//! The skip table is indexed by the next [`SKIP_BITS`] bits of the stream. Each entry says how
+//! many of those bits the whole symbols starting there take (Huffman code *and* magnitude bits,
+//! several symbols when they are short), how many coefficient positions they advance, and
+//! whether the last one is an end-of-block. Nothing is sign-extended or stored: a photo's luma
+//! block costs one or two lookups instead of one decode per coefficient.
+
+/// Bits of lookahead in [`Huffman`]'s fast table (libjpeg uses 8; 9 covers nearly every
+/// code of the standard tables).
+const LOOKAHEAD: u32 = 9;
+
+/// Bits of the skip table's index: 4096 entries of 2 bytes, 8 KB per AC table, in L1.
+pub(super) const SKIP_BITS: u32 = 12;
+
+/// A canonical Huffman table (JPEG Annex C), with a lookahead table for short codes.
+#[derive(Debug, Clone)]
+pub(super) struct Huffman {
+    /// Largest code of each length 1..=16, or -1.
+    maxcode: [i32; 17],
+    /// Index into `values` of the first code of each length, minus that code.
+    offset: [i32; 17],
+    values: Vec<u8>,
+    /// The next `LOOKAHEAD` bits → `length << 8 | symbol`; 0 when the code is longer.
+    fast: Vec<u16>,
+}
+
+impl Huffman {
+    /// The table from a DHT segment's 16 counts and its symbols, or `None` when the counts
+    /// describe more codes than fit (what libjpeg calls a bad Huffman table).
+    pub(super) fn new(counts: &[u8; 16], values: Vec<u8>) -> Option<Self> {
+        let mut maxcode = [-1i32; 17];
+        let mut offset = [0i32; 17];
+        let mut fast = vec![0u16; 1 << LOOKAHEAD];
+        let (mut code, mut k) = (0i32, 0usize);
+        for len in 1..=16u32 {
+            let n = i32::from(counts[len as usize - 1]);
+            if n > 0 {
+                offset[len as usize] = k as i32 - code;
+                for c in code..code + n {
+                    if len <= LOOKAHEAD {
+                        let sym = u16::from(*values.get(k)?);
+                        let shift = LOOKAHEAD - len;
+                        let first = (c as usize) << shift;
+                        fast.get_mut(first..first + (1 << shift))?
+                            .fill((len as u16) << 8 | sym);
+                    }
+                    k += 1;
+                }
+                code += n;
+                maxcode[len as usize] = code - 1;
+                // A table with more codes than fit in `len` bits is corrupt.
+                if code > 1 << len {
+                    return None;
+                }
+            }
+            code <<= 1;
+        }
+        if values.len() < k {
+            return None;
+        }
+        Some(Huffman {
+            maxcode,
+            offset,
+            values,
+            fast,
+        })
+    }
+
+    /// The code at the top of a 16-bit window of which only the first `avail` bits are real:
+    /// `(length, symbol)`, or `None` when no code of at most `avail` bits matches.
+    fn lookup(&self, window: u32, avail: u32) -> Option<(u32, u8)> {
+        for len in 1..=avail.min(16) {
+            let code = (window >> (16 - len)) as i32;
+            if code <= self.maxcode[len as usize] {
+                let sym = self
+                    .values
+                    .get((code + self.offset[len as usize]) as usize)?;
+                return Some((len, *sym));
+            }
+        }
+        None
+    }
+
+    /// The skip table for this table used as an AC table (see the module doc). Entry layout:
+    /// bits 0-4 bits taken (0: no whole symbol in the window, decode one by one), bits 5-11
+    /// positions advanced, bit 12 the last symbol is an end-of-block.
+    pub(super) fn skip_table(&self) -> Vec<u16> {
+        let mut table = vec![0u16; 1 << SKIP_BITS];
+        for (w, slot) in table.iter_mut().enumerate() {
+            let (mut used, mut advance, mut eob) = (0u32, 0u32, false);
+            while used < SKIP_BITS {
+                let left = SKIP_BITS - used;
+                let window = ((w as u32) << (16 - SKIP_BITS + used)) & 0xFFFF;
+                let Some((len, sym)) = self.lookup(window, left) else {
+                    break;
+                };
+                let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+                if len + size > left {
+                    break;
+                }
+                // libjpeg ends the block on any zero-size symbol but ZRL (run 15).
+                if size == 0 && run != 15 {
+                    used += len;
+                    eob = true;
+                    break;
+                }
+                let step = if size == 0 { 16 } else { run + 1 };
+                if advance + step > 64 {
+                    break;
+                }
+                used += len + size;
+                advance += step;
+            }
+            if used > 0 {
+                *slot = (used | advance << 5 | u32::from(eob) << 12) as u16;
+            }
+        }
+        table
+    }
+}
+
+/// Reads the bits of one entropy-coded segment (up to the next marker that is not RSTn).
+///
+/// The accumulator holds `n` valid bits at its top. Refills take eight bytes at a time when
+/// none of them is 0xFF (no stuffing, no marker), one byte at a time otherwise. Bits below the
+/// `n` valid ones may hold the start of the next bytes, never anything else, so a lookup that
+/// peeks past `n` only ever has to check that what it takes is within `n`.
+pub(super) struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+    acc: u64,
+    pub(super) n: u32,
+    /// A marker was reached: no more data bytes in this segment.
+    at_marker: bool,
+}
+
+impl<'a> Bits<'a> {
+    pub(super) fn new(data: &'a [u8], pos: usize) -> Self {
+        Bits {
+            data,
+            pos,
+            acc: 0,
+            n: 0,
+            at_marker: false,
+        }
+    }
+
+    /// Top up the accumulator to more than 56 bits, or as far as the segment goes.
+    #[inline]
+    pub(super) fn refill(&mut self) {
+        if self.n > 56 {
+            return;
+        }
+        if let Some(chunk) = self.data.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
+            let word = u64::from_be_bytes(*chunk);
+            // No byte is 0xFF: no byte of `!word` is zero.
+            let v = !word;
+            if v.wrapping_sub(0x0101_0101_0101_0101) & !v & 0x8080_8080_8080_8080 == 0 {
+                self.acc |= word >> self.n;
+                let bytes = (64 - self.n) / 8;
+                self.pos += bytes as usize;
+                self.n += bytes * 8;
+                return;
+            }
+        }
+        self.refill_bytes();
+    }
+
+    #[cold]
+    fn refill_bytes(&mut self) {
+        while self.n <= 56 && !self.at_marker {
+            let Some(&b) = self.data.get(self.pos) else {
+                self.at_marker = true;
+                break;
+            };
+            if b == 0xFF {
+                match self.data.get(self.pos + 1) {
+                    Some(0x00) => self.pos += 2,
+                    _ => {
+                        self.at_marker = true;
+                        break;
+                    }
+                }
+            } else {
+                self.pos += 1;
+            }
+            self.acc |= u64::from(b) << (56 - self.n);
+            self.n += 8;
+        }
+    }
+
+    /// The next `k` (1..=16) bits without taking them; bits past `n` are not data.
+    #[inline]
+    pub(super) fn peek(&self, k: u32) -> u32 {
+        (self.acc >> (64 - k)) as u32
+    }
+
+    /// Drop `k` bits the caller has checked are valid (`k <= n`).
+    #[inline]
+    pub(super) fn consume(&mut self, k: u32) {
+        self.acc <<= k;
+        self.n -= k;
+    }
+
+    /// The next `k` (≤ 16) bits, or `None` when the segment ran out (truncated scan).
+    #[inline]
+    pub(super) fn get(&mut self, k: u32) -> Option<u32> {
+        if k == 0 {
+            return Some(0);
+        }
+        if self.n < k {
+            self.refill();
+            if self.n < k {
+                return None;
+            }
+        }
+        let v = self.peek(k);
+        self.consume(k);
+        Some(v)
+    }
+
+    /// One Huffman symbol, or `None` on a bad code or the end of the segment.
+    #[inline]
+    pub(super) fn decode(&mut self, t: &Huffman) -> Option<u8> {
+        if self.n < 16 {
+            self.refill();
+        }
+        let e = t.fast[self.peek(LOOKAHEAD) as usize];
+        let len = u32::from(e >> 8);
+        if e != 0 && len <= self.n {
+            self.consume(len);
+            return Some(e as u8);
+        }
+        self.decode_slow(t)
+    }
+
+    #[cold]
+    fn decode_slow(&mut self, t: &Huffman) -> Option<u8> {
+        let (len, sym) = t.lookup(self.peek(16), self.n)?;
+        self.consume(len);
+        Some(sym)
+    }
+
+    /// Step over one block's AC coefficients (positions 1..=63) with `skip`, the table's
+    /// [`Huffman::skip_table`].
+    #[inline]
+    pub(super) fn skip_ac(&mut self, t: &Huffman, skip: &[u16]) -> Option<()> {
+        let mut k = 1u32;
+        while k < 64 {
+            if self.n < 32 {
+                self.refill();
+            }
+            let e = u32::from(skip[self.peek(SKIP_BITS) as usize]);
+            let (used, advance, eob) = (e & 31, (e >> 5) & 127, e >> 12);
+            // The entry's symbols all belong to this block when they end by position 64 (and
+            // an end-of-block within it comes before position 64).
+            if used != 0 && used <= self.n && k + advance + eob <= 64 {
+                self.consume(used);
+                if eob != 0 {
+                    return Some(());
+                }
+                k += advance;
+            } else {
+                let sym = self.decode(t)?;
+                let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+                self.get(size)?;
+                if size == 0 && run != 15 {
+                    return Some(());
+                }
+                k += if size == 0 { 16 } else { run + 1 };
+            }
+        }
+        Some(())
+    }
+
+    /// Decode one block's AC coefficients into `block` (zigzag order, not dequantised),
+    /// position 63 taking anything a corrupt run pushes past it, as libjpeg does.
+    #[inline]
+    pub(super) fn decode_ac(&mut self, t: &Huffman, block: &mut [i32; 64]) -> Option<()> {
+        let mut k = 1u32;
+        while k < 64 {
+            let sym = self.decode(t)?;
+            let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+            if size == 0 {
+                if run != 15 {
+                    return Some(());
+                }
+                k += 16;
+                continue;
+            }
+            k += run;
+            block[k.min(63) as usize] = extend(self.get(size)?, size);
+            k += 1;
+        }
+        Some(())
+    }
+
+    /// Drop the buffered bits and expect restart marker `RST(n)` next.
+    pub(super) fn restart(&mut self, n: u8) -> Option<()> {
+        if self.data.get(self.pos) == Some(&0xFF)
+            && self.data.get(self.pos + 1) == Some(&(0xD0 + n))
+        {
+            self.pos += 2;
+            self.acc = 0;
+            self.n = 0;
+            self.at_marker = false;
+            Some(())
+        } else {
+            None
+        }
+    }
+}
+
+/// Sign-extend a `s`-bit magnitude category value (JPEG F.2.2.1 EXTEND).
+#[inline]
+pub(super) fn extend(v: u32, s: u32) -> i32 {
+    if s == 0 {
+        0
+    } else if v < 1 << (s - 1) {
+        v as i32 - (1 << s) + 1
+    } else {
+        v as i32
+    }
+}

@@ -1,0 +1,137 @@
+//! The reduced inverse DCTs libjpeg-turbo runs at 1/8 scale (`jidctred.c`), its output range
+//! limiting, and its YCbCr → RGB conversion (`jdcolor.c`), reproduced exactly.
+//!
+//! At 1/8 each component gets the smallest IDCT that still lets it skip upsampling
+//! (`jdmaster.c`): 1x1 (the DC term) for full-resolution components, 2x2 for a component
+//! subsampled by two on both axes (4:2:0 chroma), which reads the coefficients at rows and
+//! columns 0, 1, 3, 5 and 7 of the block.
+
+/// Zigzag position → natural (row-major) position in the 8x8 block.
+pub(super) const NATURAL: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+/// libjpeg's post-IDCT range limit: the sample for a centred value, wrapping as its table
+/// does (`value & 1023`: −128..=127 → 0..=255, above → 255, below → 0).
+#[inline]
+pub(super) fn range_limit(x: i32) -> u8 {
+    match x & 1023 {
+        i @ 0..=127 => (i + 128) as u8,
+        128..=511 => 255,
+        512..=895 => 0,
+        i => (i - 896) as u8,
+    }
+}
+
+/// `jpeg_idct_1x1`: the sample of a block from its quantised DC and the DC quantiser.
+#[inline]
+pub(super) fn idct_1x1(dc: i16, q0: u16) -> u8 {
+    // libjpeg multiplies two `short`s; a 16-bit quantiser above 32767 wraps there too.
+    let dequantised = i32::from(dc) * i32::from(q0 as i16);
+    range_limit((dequantised + 4) >> 3)
+}
+
+/// `jpeg_idct_2x2`: the four samples (row-major) of a block from its coefficients (zigzag
+/// order, quantised) and quantisers (zigzag order). `None` when a dequantised coefficient
+/// does not fit 16 bits, where libjpeg-turbo's SIMD version and its C version part ways
+/// (no encoder writes such a block).
+pub(super) fn idct_2x2(coefs: &[i32; 64], quant: &[u16; 64]) -> Option<[u8; 4]> {
+    const FIX_0_720959822: i64 = 5906;
+    const FIX_0_850430095: i64 = 6967;
+    const FIX_1_272758580: i64 = 10426;
+    const FIX_3_624509785: i64 = 29692;
+    let mut c = [0i64; 64];
+    for (k, (&v, &q)) in coefs.iter().zip(quant).enumerate() {
+        if v != 0 {
+            let d = v * i32::from(q as i16);
+            i16::try_from(d).ok()?;
+            c[usize::from(NATURAL[k])] = i64::from(d);
+        }
+    }
+    let descale = |x: i64, n: u32| (x + (1 << (n - 1))) >> n;
+    let odd = |v1: i64, v3: i64, v5: i64, v7: i64| {
+        v7 * -FIX_0_720959822 + v5 * FIX_0_850430095 + v3 * -FIX_1_272758580 + v1 * FIX_3_624509785
+    };
+    // Pass 1: columns 0, 1, 3, 5, 7 into two rows (CONST_BITS 13, PASS1_BITS 2).
+    let mut ws = [[0i32; 8]; 2];
+    for col in [0, 1, 3, 5, 7] {
+        let even = c[col] << 15;
+        let odd = odd(c[8 + col], c[24 + col], c[40 + col], c[56 + col]);
+        ws[0][col] = descale(even + odd, 13) as i32;
+        ws[1][col] = descale(even - odd, 13) as i32;
+    }
+    // Pass 2: each row into two samples.
+    let mut out = [0u8; 4];
+    for (r, row) in ws.iter().enumerate() {
+        let w = |i: usize| i64::from(row[i]);
+        let even = w(0) << 15;
+        let odd = odd(w(1), w(3), w(5), w(7));
+        out[2 * r] = range_limit(descale(even + odd, 20) as i32);
+        out[2 * r + 1] = range_limit(descale(even - odd, 20) as i32);
+    }
+    Some(out)
+}
+
+/// YCbCr to RGB exactly as libjpeg's `jdcolor.c` tables compute it (16-bit fixed point).
+pub(super) fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    const ONE_HALF: i32 = 1 << 15;
+    const fn fix(x: f64) -> i32 {
+        (x * 65536.0 + 0.5) as i32
+    }
+    let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
+    let r = y + ((fix(1.40200) * cr + ONE_HALF) >> 16);
+    let g = y + ((-fix(0.34414) * cb - fix(0.71414) * cr + ONE_HALF) >> 16);
+    let b = y + ((fix(1.77200) * cb + ONE_HALF) >> 16);
+    [r, g, b].map(|v| v.clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_limit_matches_libjpeg_table() {
+        assert_eq!(range_limit(0), 128);
+        assert_eq!(range_limit(-128), 0);
+        assert_eq!(range_limit(127), 255);
+        assert_eq!(range_limit(300), 255);
+        assert_eq!(range_limit(-300), 0);
+        // The table wraps at 1024, as libjpeg's does.
+        assert_eq!(range_limit(1024), 128);
+    }
+
+    #[test]
+    fn dc_only_2x2_is_flat_and_equals_1x1() {
+        let mut coefs = [0i32; 64];
+        let quant = [3u16; 64];
+        for dc in [-300, -1, 0, 1, 57, 300] {
+            coefs[0] = dc;
+            let flat = idct_1x1(dc as i16, 3);
+            assert_eq!(idct_2x2(&coefs, &quant), Some([flat; 4]), "dc {dc}");
+        }
+    }
+
+    #[test]
+    fn first_ac_terms_tilt_the_block() {
+        let mut coefs = [0i32; 64];
+        let quant = [1u16; 64];
+        coefs[1] = 40; // horizontal: (0, 1)
+        let [a, b, c, d] = idct_2x2(&coefs, &quant).expect("in range");
+        assert!(a > b && c > d && a == c, "{a} {b} {c} {d}");
+        coefs[1] = 0;
+        coefs[2] = 40; // vertical: (1, 0)
+        let [a, b, c, d] = idct_2x2(&coefs, &quant).expect("in range");
+        assert!(a > c && a == b && c == d, "{a} {b} {c} {d}");
+        coefs[2] = 20_000;
+        assert_eq!(idct_2x2(&coefs, &[2; 64]), None, "outside 16 bits");
+    }
+
+    #[test]
+    fn ycc_conversion_matches_libjpeg_tables() {
+        assert_eq!(ycc_to_rgb(128, 128, 128), [128, 128, 128]);
+        assert_eq!(ycc_to_rgb(255, 128, 128), [255, 255, 255]);
+        assert_eq!(ycc_to_rgb(76, 85, 255), [254, 0, 0]);
+    }
+}
