@@ -32,7 +32,7 @@ mod idct;
 #[cfg(test)]
 mod tests;
 
-use entropy::{extend, Bits, Huffman};
+use entropy::{extend, Bits, Huffman, SkipTable};
 use idct::{idct_1x1, idct_2x2, ycc_to_rgb};
 
 use super::Pixels;
@@ -431,7 +431,7 @@ impl<'a> Parser<'a> {
                 c.samples = super::alloc_zeroed((2 * c.bw).checked_mul(2 * c.bh)?)?;
             }
         }
-        let mut skips: [Option<Vec<u16>>; 4] = Default::default();
+        let mut skips: [Option<SkipTable>; 4] = Default::default();
         for m in members {
             let ac = self.ac_tables.get(m.ac)?.as_ref()?;
             if self.comps[m.ci].idct == 1 && skips[m.ac].is_none() {
@@ -463,10 +463,18 @@ impl<'a> Parser<'a> {
                 *c.dc.get_mut(by * c.bw + bx)? = dc;
                 return bits.skip_ac(ac_table, skip);
             }
-            let mut block = [0i32; 64];
-            block[0] = i32::from(dc);
-            bits.decode_ac(ac_table, &mut block)?;
-            let [a, b, c0, d] = idct_2x2(&block, c.quant.as_ref()?)?;
+            let mut block = [0i16; 64];
+            block[0] = dc;
+            let quant = c.quant.as_ref()?;
+            let [a, b, c0, d] = match bits.decode_ac(ac_table, &mut block)? {
+                true => idct_2x2(&block, quant)?,
+                // No AC: the 2x2 IDCT of a flat block is its 1x1 value, four times (within
+                // the same 16-bit bound as `idct_2x2`).
+                false => {
+                    i16::try_from(i32::from(dc) * i32::from(quant[0] as i16)).ok()?;
+                    [idct_1x1(dc, quant[0]); 4]
+                }
+            };
             let row = 2 * c.bw;
             let at = 2 * by * row + 2 * bx;
             let out = c.samples.get_mut(at..at + row + 2)?;
@@ -493,51 +501,61 @@ impl<'a> Parser<'a> {
                 (dc, c.bw, c.bh, 1)
             })
             .collect();
-        let mut buf = super::alloc_zeroed(ow.checked_mul(oh)?.checked_mul(3)?)?;
+        // Each component at the output size.
         let (hmax, vmax) = (self.hmax, self.vmax);
-        let comps = &self.comps;
-        let sample = |ci: usize, x: usize, y: usize| -> u8 {
-            let c = &comps[ci];
-            let (plane, pw, ph, scale) = &planes[ci];
-            // Progressive 4:2:0 chroma: libjpeg's 2x2 IDCT reads AC data we skipped; bilinear
-            // upsampling of the DC plane is the closest estimate.
+        let mut full = Vec::with_capacity(planes.len());
+        for (c, (plane, pw, ph, scale)) in self.comps.iter().zip(&planes) {
+            let mut out = super::alloc_zeroed(ow.checked_mul(oh)?)?;
             if progressive && c.idct >= 2 {
+                // Progressive 4:2:0 chroma: libjpeg's 2x2 IDCT reads AC data we skipped;
+                // bilinear upsampling of the DC plane is the closest estimate.
                 let at = |o: usize, own: usize, max: usize, n: usize| {
                     let f = ((o as f32 + 0.5) * own as f32 / max as f32 - 0.5)
                         .clamp(0.0, (n - 1) as f32);
                     let i = f as usize;
                     (i, (i + 1).min(n - 1), f - i as f32)
                 };
-                let (x0, x1, wx) = at(x, c.h, hmax, c.cw);
-                let (y0, y1, wy) = at(y, c.v, vmax, c.ch);
-                let p = |x: usize, y: usize| f32::from(plane[y * pw + x]);
-                let top = p(x0, y0) * (1.0 - wx) + p(x1, y0) * wx;
-                let bottom = p(x0, y1) * (1.0 - wx) + p(x1, y1) * wx;
-                return (top * (1.0 - wy) + bottom * wy + 0.5) as u8;
+                for (i, px) in out.iter_mut().enumerate() {
+                    let (x0, x1, wx) = at(i % ow, c.h, hmax, c.cw);
+                    let (y0, y1, wy) = at(i / ow, c.v, vmax, c.ch);
+                    let p = |x: usize, y: usize| f32::from(plane[y * pw + x]);
+                    let top = p(x0, y0) * (1.0 - wx) + p(x1, y0) * wx;
+                    let bottom = p(x0, y1) * (1.0 - wx) + p(x1, y1) * wx;
+                    *px = (top * (1.0 - wy) + bottom * wy + 0.5) as u8;
+                }
+            } else {
+                // Otherwise libjpeg replicates (no fancy upsampling at 1/8).
+                let xmap: Vec<usize> = (0..ow)
+                    .map(|x| (x * c.h * scale / hmax).min(pw - 1))
+                    .collect();
+                for (y, row) in out.chunks_exact_mut(ow).enumerate() {
+                    let sy = (y * c.v * scale / vmax).min(ph - 1);
+                    let src = plane.get(sy * pw..(sy + 1) * pw)?;
+                    for (px, &sx) in row.iter_mut().zip(&xmap) {
+                        *px = src[sx];
+                    }
+                }
             }
-            // Otherwise libjpeg replicates (no fancy upsampling at 1/8).
-            let sx = (x * c.h * scale / hmax).min(pw - 1);
-            let sy = (y * c.v * scale / vmax).min(ph - 1);
-            plane[sy * pw + sx]
-        };
-        let rgb = comps.len() == 3
+            full.push(out);
+        }
+        let rgb = self.comps.len() == 3
             && match self.adobe_transform {
                 Some(t) => t == 0,
-                None => !self.jfif && comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']),
+                None => !self.jfif && self.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']),
             };
-        for (i, px) in buf.chunks_exact_mut(3).enumerate() {
-            let (x, y) = (i % ow, i / ow);
-            match comps.len() {
-                1 => px.fill(sample(0, x, y)),
-                _ if rgb => {
-                    px.copy_from_slice(&[sample(0, x, y), sample(1, x, y), sample(2, x, y)])
+        let mut buf = super::alloc_zeroed(ow.checked_mul(oh)?.checked_mul(3)?)?;
+        match full.as_slice() {
+            [gray] => {
+                for (px, &g) in buf.chunks_exact_mut(3).zip(gray) {
+                    px.fill(g);
                 }
-                _ => px.copy_from_slice(&ycc_to_rgb(
-                    sample(0, x, y),
-                    sample(1, x, y),
-                    sample(2, x, y),
-                )),
             }
+            [a, b, c] => {
+                for (px, ((&a, &b), &c)) in buf.chunks_exact_mut(3).zip(a.iter().zip(b).zip(c)) {
+                    px.copy_from_slice(&if rgb { [a, b, c] } else { ycc_to_rgb(a, b, c) });
+                }
+            }
+            _ => return None,
         }
         Some(Pixels {
             buf,

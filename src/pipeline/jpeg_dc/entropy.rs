@@ -14,6 +14,10 @@ const LOOKAHEAD: u32 = 9;
 
 /// Bits of the skip table's index: 4096 entries of 2 bytes, 8 KB per AC table, in L1.
 pub(super) const SKIP_BITS: u32 = 12;
+const SKIP_MASK: usize = (1 << SKIP_BITS) - 1;
+
+/// An AC table's skip table (see the module doc and [`Huffman::skip_table`]).
+pub(super) type SkipTable = Box<[u16; 1 << SKIP_BITS]>;
 
 /// A canonical Huffman table (JPEG Annex C), with a lookahead table for short codes.
 #[derive(Debug, Clone)]
@@ -24,7 +28,7 @@ pub(super) struct Huffman {
     offset: [i32; 17],
     values: Vec<u8>,
     /// The next `LOOKAHEAD` bits → `length << 8 | symbol`; 0 when the code is longer.
-    fast: Vec<u16>,
+    fast: Box<[u16; 1 << LOOKAHEAD]>,
 }
 
 impl Huffman {
@@ -33,7 +37,7 @@ impl Huffman {
     pub(super) fn new(counts: &[u8; 16], values: Vec<u8>) -> Option<Self> {
         let mut maxcode = [-1i32; 17];
         let mut offset = [0i32; 17];
-        let mut fast = vec![0u16; 1 << LOOKAHEAD];
+        let mut fast = Box::new([0u16; 1 << LOOKAHEAD]);
         let (mut code, mut k) = (0i32, 0usize);
         for len in 1..=16u32 {
             let n = i32::from(counts[len as usize - 1]);
@@ -84,11 +88,12 @@ impl Huffman {
         None
     }
 
-    /// The skip table for this table used as an AC table (see the module doc). Entry layout:
-    /// bits 0-4 bits taken (0: no whole symbol in the window, decode one by one), bits 5-11
+    /// The skip table for this table used as an AC table (see the module doc): from the
+    /// codes that start within the window, every whole symbol; the last one's magnitude bits
+    /// may run past the window. Entry layout: bits 0-4 bits taken (0: no whole symbol in the window, decode one by one), bits 5-11
     /// positions advanced, bit 12 the last symbol is an end-of-block.
-    pub(super) fn skip_table(&self) -> Vec<u16> {
-        let mut table = vec![0u16; 1 << SKIP_BITS];
+    pub(super) fn skip_table(&self) -> SkipTable {
+        let mut table = Box::new([0u16; 1 << SKIP_BITS]);
         for (w, slot) in table.iter_mut().enumerate() {
             let (mut used, mut advance, mut eob) = (0u32, 0u32, false);
             while used < SKIP_BITS {
@@ -98,9 +103,6 @@ impl Huffman {
                     break;
                 };
                 let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
-                if len + size > left {
-                    break;
-                }
                 // libjpeg ends the block on any zero-size symbol but ZRL (run 15).
                 if size == 0 && run != 15 {
                     used += len;
@@ -111,6 +113,8 @@ impl Huffman {
                 if advance + step > 64 {
                     break;
                 }
+                // The magnitude bits may run past the window: then this symbol is the last
+                // (at most 12 + 15 = 27 bits, which the decoder has after a refill).
                 used += len + size;
                 advance += step;
             }
@@ -228,7 +232,7 @@ impl<'a> Bits<'a> {
         if self.n < 16 {
             self.refill();
         }
-        let e = t.fast[self.peek(LOOKAHEAD) as usize];
+        let e = t.fast[self.peek(LOOKAHEAD) as usize & ((1 << LOOKAHEAD) - 1)];
         let len = u32::from(e >> 8);
         if e != 0 && len <= self.n {
             self.consume(len);
@@ -247,55 +251,68 @@ impl<'a> Bits<'a> {
     /// Step over one block's AC coefficients (positions 1..=63) with `skip`, the table's
     /// [`Huffman::skip_table`].
     #[inline]
-    pub(super) fn skip_ac(&mut self, t: &Huffman, skip: &[u16]) -> Option<()> {
+    pub(super) fn skip_ac(&mut self, t: &Huffman, skip: &[u16; 1 << SKIP_BITS]) -> Option<()> {
+        // The accumulator lives in registers for the loop (through `&mut self` it would be
+        // stored and reloaded at every symbol); `self` is synced around refills and the
+        // one-symbol path.
+        let (mut acc, mut n) = (self.acc, self.n);
         let mut k = 1u32;
         while k < 64 {
-            if self.n < 32 {
+            if n < 32 {
+                (self.acc, self.n) = (acc, n);
                 self.refill();
+                (acc, n) = (self.acc, self.n);
             }
-            let e = u32::from(skip[self.peek(SKIP_BITS) as usize]);
+            let e = u32::from(skip[(acc >> (64 - SKIP_BITS)) as usize & SKIP_MASK]);
             let (used, advance, eob) = (e & 31, (e >> 5) & 127, e >> 12);
             // The entry's symbols all belong to this block when they end by position 64 (and
             // an end-of-block within it comes before position 64).
-            if used != 0 && used <= self.n && k + advance + eob <= 64 {
-                self.consume(used);
+            if used != 0 && used <= n && k + advance + eob <= 64 {
+                acc <<= used;
+                n -= used;
                 if eob != 0 {
-                    return Some(());
+                    break;
                 }
                 k += advance;
             } else {
+                (self.acc, self.n) = (acc, n);
                 let sym = self.decode(t)?;
                 let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
                 self.get(size)?;
+                (acc, n) = (self.acc, self.n);
                 if size == 0 && run != 15 {
-                    return Some(());
+                    break;
                 }
                 k += if size == 0 { 16 } else { run + 1 };
             }
         }
+        (self.acc, self.n) = (acc, n);
         Some(())
     }
 
     /// Decode one block's AC coefficients into `block` (zigzag order, not dequantised),
-    /// position 63 taking anything a corrupt run pushes past it, as libjpeg does.
+    /// position 63 taking anything a corrupt run pushes past it, as libjpeg does. `true` when
+    /// any of them is not zero.
     #[inline]
-    pub(super) fn decode_ac(&mut self, t: &Huffman, block: &mut [i32; 64]) -> Option<()> {
-        let mut k = 1u32;
+    pub(super) fn decode_ac(&mut self, t: &Huffman, block: &mut [i16; 64]) -> Option<bool> {
+        let (mut k, mut any) = (1u32, false);
         while k < 64 {
             let sym = self.decode(t)?;
             let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
             if size == 0 {
                 if run != 15 {
-                    return Some(());
+                    break;
                 }
                 k += 16;
                 continue;
             }
             k += run;
-            block[k.min(63) as usize] = extend(self.get(size)?, size);
+            // Like libjpeg's JCOEF store: a 15-bit magnitude wraps.
+            block[k.min(63) as usize] = extend(self.get(size)?, size) as i16;
+            any = true;
             k += 1;
         }
-        Some(())
+        Some(any)
     }
 
     /// Drop the buffered bits and expect restart marker `RST(n)` next.

@@ -33,22 +33,38 @@ pub(super) fn idct_1x1(dc: i16, q0: u16) -> u8 {
     range_limit((dequantised + 4) >> 3)
 }
 
+/// The zigzag positions of the coefficients `jpeg_idct_2x2` reads: rows and columns 0, 1, 3,
+/// 5 and 7, as (zigzag position, natural position).
+const IDCT_2X2_READS: [(u8, u8); 25] = {
+    let mut out = [(0u8, 0u8); 25];
+    let mut i = 0;
+    let mut k = 0;
+    while k < 64 {
+        let natural = NATURAL[k];
+        let (row, col) = (natural / 8, natural % 8);
+        if (row == 0 || row % 2 == 1) && (col == 0 || col % 2 == 1) {
+            out[i] = (k as u8, natural);
+            i += 1;
+        }
+        k += 1;
+    }
+    out
+};
+
 /// `jpeg_idct_2x2`: the four samples (row-major) of a block from its coefficients (zigzag
 /// order, quantised) and quantisers (zigzag order). `None` when a dequantised coefficient
 /// does not fit 16 bits, where libjpeg-turbo's SIMD version and its C version part ways
 /// (no encoder writes such a block).
-pub(super) fn idct_2x2(coefs: &[i32; 64], quant: &[u16; 64]) -> Option<[u8; 4]> {
+pub(super) fn idct_2x2(coefs: &[i16; 64], quant: &[u16; 64]) -> Option<[u8; 4]> {
     const FIX_0_720959822: i64 = 5906;
     const FIX_0_850430095: i64 = 6967;
     const FIX_1_272758580: i64 = 10426;
     const FIX_3_624509785: i64 = 29692;
     let mut c = [0i64; 64];
-    for (k, (&v, &q)) in coefs.iter().zip(quant).enumerate() {
-        if v != 0 {
-            let d = v * i32::from(q as i16);
-            i16::try_from(d).ok()?;
-            c[usize::from(NATURAL[k])] = i64::from(d);
-        }
+    for &(k, natural) in &IDCT_2X2_READS {
+        let (k, natural) = (usize::from(k), usize::from(natural));
+        let d = i32::from(coefs[k]) * i32::from(quant[k] as i16);
+        c[natural] = i64::from(i16::try_from(d).ok()?);
     }
     let descale = |x: i64, n: u32| (x + (1 << (n - 1))) >> n;
     let odd = |v1: i64, v3: i64, v5: i64, v7: i64| {
@@ -80,10 +96,14 @@ pub(super) fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     const fn fix(x: f64) -> i32 {
         (x * 65536.0 + 0.5) as i32
     }
+    const R_CR: i32 = fix(1.40200);
+    const G_CB: i32 = fix(0.34414);
+    const G_CR: i32 = fix(0.71414);
+    const B_CB: i32 = fix(1.77200);
     let (y, cb, cr) = (i32::from(y), i32::from(cb) - 128, i32::from(cr) - 128);
-    let r = y + ((fix(1.40200) * cr + ONE_HALF) >> 16);
-    let g = y + ((-fix(0.34414) * cb - fix(0.71414) * cr + ONE_HALF) >> 16);
-    let b = y + ((fix(1.77200) * cb + ONE_HALF) >> 16);
+    let r = y + ((R_CR * cr + ONE_HALF) >> 16);
+    let g = y + ((-G_CB * cb - G_CR * cr + ONE_HALF) >> 16);
+    let b = y + ((B_CB * cb + ONE_HALF) >> 16);
     [r, g, b].map(|v| v.clamp(0, 255) as u8)
 }
 
@@ -104,18 +124,18 @@ mod tests {
 
     #[test]
     fn dc_only_2x2_is_flat_and_equals_1x1() {
-        let mut coefs = [0i32; 64];
+        let mut coefs = [0i16; 64];
         let quant = [3u16; 64];
         for dc in [-300, -1, 0, 1, 57, 300] {
             coefs[0] = dc;
-            let flat = idct_1x1(dc as i16, 3);
+            let flat = idct_1x1(dc, 3);
             assert_eq!(idct_2x2(&coefs, &quant), Some([flat; 4]), "dc {dc}");
         }
     }
 
     #[test]
     fn first_ac_terms_tilt_the_block() {
-        let mut coefs = [0i32; 64];
+        let mut coefs = [0i16; 64];
         let quant = [1u16; 64];
         coefs[1] = 40; // horizontal: (0, 1)
         let [a, b, c, d] = idct_2x2(&coefs, &quant).expect("in range");
