@@ -79,7 +79,7 @@ stop_pid() {  # TERM, then KILL after 5 s; only pids this script started
 # --- imgcdn -------------------------------------------------------------------------------
 IMGCDN_PID=""; IMGCDN_PIDNAME=""; IMGCDN_TMP=""; IMGCDN_LOG=""
 # start_imgcdn PORT [PIDNAME]: the binary itself (not cargo run, so its pid is the server's),
-# default config except a fresh cache dir, loopback origins allowed. IMGCDN_* variables of
+# default config except a fresh cache dir, loopback origins on any port allowed. IMGCDN_* variables of
 # the caller's environment pass through (e.g. IMGCDN_CACHE__MEMORY_MB=64).
 start_imgcdn() {
   local port=$1 name=${2:-}
@@ -88,6 +88,7 @@ start_imgcdn() {
   IMGCDN_TMP="$(mktemp -d -t imgcdn-bench.XXXXXX)"
   IMGCDN_LOG="$IMGCDN_TMP/imgcdn.log"
   IMGCDN_SOURCE__ALLOW_NETWORKS="${IMGCDN_SOURCE__ALLOW_NETWORKS:-[\"127.0.0.0/8\"]}" \
+  IMGCDN_SOURCE__ALLOW_PORTS="${IMGCDN_SOURCE__ALLOW_PORTS:-[]}" \
   IMGCDN_CACHE__DIR="$IMGCDN_TMP/cache" RUST_LOG="${RUST_LOG:-warn}" \
     "$BIN" --listen "127.0.0.1:$port" >"$IMGCDN_LOG" 2>&1 &
   IMGCDN_PID=$!

@@ -453,11 +453,7 @@ impl<'a> Parser<'a> {
         walk.run(&shape, &mut bits, |bits, pred, m, bx, by| {
             let (dc_table, ac_table, skip) = plans[m];
             let c = &mut comps[members[m].ci];
-            let s = u32::from(bits.decode(dc_table)?);
-            if s > 11 {
-                return None;
-            }
-            pred[m] = pred[m].checked_add(extend(bits.get(s)?, s))?;
+            pred[m] = pred[m].checked_add(bits.dc_diff(dc_table)?)?;
             let dc = i16::try_from(pred[m]).ok()?;
             if let Some(skip) = skip {
                 *c.dc.get_mut(by * c.bw + bx)? = dc;

@@ -11,6 +11,7 @@
 /// Bits of lookahead in [`Huffman`]'s fast table (libjpeg uses 8; 9 covers nearly every
 /// code of the standard tables).
 const LOOKAHEAD: u32 = 9;
+const LOOKAHEAD_MASK: usize = (1 << LOOKAHEAD) - 1;
 
 /// Bits of the skip table's index: 4096 entries of 2 bytes, 8 KB per AC table, in L1.
 pub(super) const SKIP_BITS: u32 = 12;
@@ -76,7 +77,12 @@ impl Huffman {
     /// The code at the top of a 16-bit window of which only the first `avail` bits are real:
     /// `(length, symbol)`, or `None` when no code of at most `avail` bits matches.
     fn lookup(&self, window: u32, avail: u32) -> Option<(u32, u8)> {
-        for len in 1..=avail.min(16) {
+        let e = self.fast[(window >> (16 - LOOKAHEAD)) as usize & LOOKAHEAD_MASK];
+        if e != 0 {
+            let len = u32::from(e >> 8);
+            return (len <= avail).then_some((len, e as u8));
+        }
+        for len in LOOKAHEAD + 1..=avail.min(16) {
             let code = (window >> (16 - len)) as i32;
             if code <= self.maxcode[len as usize] {
                 let sym = self
@@ -232,7 +238,7 @@ impl<'a> Bits<'a> {
         if self.n < 16 {
             self.refill();
         }
-        let e = t.fast[self.peek(LOOKAHEAD) as usize & ((1 << LOOKAHEAD) - 1)];
+        let e = t.fast[self.peek(LOOKAHEAD) as usize & LOOKAHEAD_MASK];
         let len = u32::from(e >> 8);
         if e != 0 && len <= self.n {
             self.consume(len);
@@ -292,12 +298,29 @@ impl<'a> Bits<'a> {
 
     /// Decode one block's AC coefficients into `block` (zigzag order, not dequantised),
     /// position 63 taking anything a corrupt run pushes past it, as libjpeg does. `true` when
-    /// any of them is not zero.
+    /// any of them is not zero. Accumulator in registers, as in [`Bits::skip_ac`].
     #[inline]
     pub(super) fn decode_ac(&mut self, t: &Huffman, block: &mut [i16; 64]) -> Option<bool> {
+        let (mut acc, mut n) = (self.acc, self.n);
         let (mut k, mut any) = (1u32, false);
         while k < 64 {
-            let sym = self.decode(t)?;
+            if n < 32 {
+                (self.acc, self.n) = (acc, n);
+                self.refill();
+                (acc, n) = (self.acc, self.n);
+            }
+            let e = t.fast[(acc >> (64 - LOOKAHEAD)) as usize & LOOKAHEAD_MASK];
+            let len = u32::from(e >> 8);
+            let sym = if e != 0 && len <= n {
+                acc <<= len;
+                n -= len;
+                e as u8
+            } else {
+                (self.acc, self.n) = (acc, n);
+                let sym = self.decode_slow(t)?;
+                (acc, n) = (self.acc, self.n);
+                sym
+            };
             let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
             if size == 0 {
                 if run != 15 {
@@ -306,13 +329,54 @@ impl<'a> Bits<'a> {
                 k += 16;
                 continue;
             }
+            if size > n {
+                return None; // the segment ends inside the magnitude bits
+            }
+            let v = (acc >> (64 - size)) as u32;
+            acc <<= size;
+            n -= size;
             k += run;
             // Like libjpeg's JCOEF store: a 15-bit magnitude wraps.
-            block[k.min(63) as usize] = extend(self.get(size)?, size) as i16;
+            block[k.min(63) as usize] = extend(v, size) as i16;
             any = true;
             k += 1;
         }
+        (self.acc, self.n) = (acc, n);
         Some(any)
+    }
+
+    /// A block's DC difference: its magnitude category's Huffman code, then that many bits,
+    /// sign-extended. `None` past category 11 (not an 8-bit file) or the segment's end.
+    #[inline]
+    pub(super) fn dc_diff(&mut self, t: &Huffman) -> Option<i32> {
+        if self.n < 32 {
+            self.refill();
+        }
+        let (mut acc, mut n) = (self.acc, self.n);
+        let e = t.fast[(acc >> (64 - LOOKAHEAD)) as usize & LOOKAHEAD_MASK];
+        let len = u32::from(e >> 8);
+        let s = if e != 0 && len <= n {
+            acc <<= len;
+            n -= len;
+            u32::from(e as u8)
+        } else {
+            let s = self.decode_slow(t)?;
+            (acc, n) = (self.acc, self.n);
+            u32::from(s)
+        };
+        if s > 11 || s > n {
+            return None;
+        }
+        let diff = if s == 0 {
+            0
+        } else {
+            let v = (acc >> (64 - s)) as u32;
+            acc <<= s;
+            n -= s;
+            extend(v, s)
+        };
+        (self.acc, self.n) = (acc, n);
+        Some(diff)
     }
 
     /// Drop the buffered bits and expect restart marker `RST(n)` next.

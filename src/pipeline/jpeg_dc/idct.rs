@@ -33,17 +33,16 @@ pub(super) fn idct_1x1(dc: i16, q0: u16) -> u8 {
     range_limit((dequantised + 4) >> 3)
 }
 
-/// The zigzag positions of the coefficients `jpeg_idct_2x2` reads: rows and columns 0, 1, 3,
-/// 5 and 7, as (zigzag position, natural position).
-const IDCT_2X2_READS: [(u8, u8); 25] = {
-    let mut out = [(0u8, 0u8); 25];
-    let mut i = 0;
-    let mut k = 0;
+/// The coefficients `jpeg_idct_2x2` reads, rows and columns 0, 1, 3, 5 and 7 of the block:
+/// (zigzag position, row index, column index), indices into those five.
+const IDCT_2X2_READS: [(u8, u8, u8); 25] = {
+    let mut out = [(0u8, 0u8, 0u8); 25];
+    let (mut i, mut k) = (0, 0);
     while k < 64 {
         let natural = NATURAL[k];
         let (row, col) = (natural / 8, natural % 8);
         if (row == 0 || row % 2 == 1) && (col == 0 || col % 2 == 1) {
-            out[i] = (k as u8, natural);
+            out[i] = (k as u8, row.div_ceil(2), col.div_ceil(2));
             i += 1;
         }
         k += 1;
@@ -60,30 +59,34 @@ pub(super) fn idct_2x2(coefs: &[i16; 64], quant: &[u16; 64]) -> Option<[u8; 4]> 
     const FIX_0_850430095: i64 = 6967;
     const FIX_1_272758580: i64 = 10426;
     const FIX_3_624509785: i64 = 29692;
-    let mut c = [0i64; 64];
-    for &(k, natural) in &IDCT_2X2_READS {
-        let (k, natural) = (usize::from(k), usize::from(natural));
+    // Dequantised, at [row][column] for rows and columns 0, 1, 3, 5, 7.
+    let mut c = [[0i64; 5]; 5];
+    for &(k, row, col) in &IDCT_2X2_READS {
+        let k = usize::from(k);
         let d = i32::from(coefs[k]) * i32::from(quant[k] as i16);
-        c[natural] = i64::from(i16::try_from(d).ok()?);
+        c[usize::from(row)][usize::from(col)] = i64::from(i16::try_from(d).ok()?);
     }
+    // DESCALE, and the odd part: terms 1, 3, 5, 7 (CONST_BITS 13, PASS1_BITS 2).
     let descale = |x: i64, n: u32| (x + (1 << (n - 1))) >> n;
-    let odd = |v1: i64, v3: i64, v5: i64, v7: i64| {
-        v7 * -FIX_0_720959822 + v5 * FIX_0_850430095 + v3 * -FIX_1_272758580 + v1 * FIX_3_624509785
+    let odd = |v: [i64; 4]| {
+        v[3] * -FIX_0_720959822
+            + v[2] * FIX_0_850430095
+            + v[1] * -FIX_1_272758580
+            + v[0] * FIX_3_624509785
     };
-    // Pass 1: columns 0, 1, 3, 5, 7 into two rows (CONST_BITS 13, PASS1_BITS 2).
-    let mut ws = [[0i32; 8]; 2];
-    for col in [0, 1, 3, 5, 7] {
-        let even = c[col] << 15;
-        let odd = odd(c[8 + col], c[24 + col], c[40 + col], c[56 + col]);
+    // Pass 1: each column into two rows.
+    let mut ws = [[0i32; 5]; 2];
+    for col in 0..5 {
+        let even = c[0][col] << 15;
+        let odd = odd([c[1][col], c[2][col], c[3][col], c[4][col]]);
         ws[0][col] = descale(even + odd, 13) as i32;
         ws[1][col] = descale(even - odd, 13) as i32;
     }
     // Pass 2: each row into two samples.
     let mut out = [0u8; 4];
-    for (r, row) in ws.iter().enumerate() {
-        let w = |i: usize| i64::from(row[i]);
-        let even = w(0) << 15;
-        let odd = odd(w(1), w(3), w(5), w(7));
+    for (r, w) in ws.iter().enumerate() {
+        let even = i64::from(w[0]) << 15;
+        let odd = odd([w[1], w[2], w[3], w[4]].map(i64::from));
         out[2 * r] = range_limit(descale(even + odd, 20) as i32);
         out[2 * r + 1] = range_limit(descale(even - odd, 20) as i32);
     }
