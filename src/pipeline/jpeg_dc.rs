@@ -463,13 +463,13 @@ impl<'a> Parser<'a> {
             block[0] = dc;
             let quant = c.quant.as_ref()?;
             let [a, b, c0, d] = match bits.decode_ac(ac_table, &mut block)? {
-                true => idct_2x2(&block, quant)?,
                 // No AC: the 2x2 IDCT of a flat block is its 1x1 value, four times (within
                 // the same 16-bit bound as `idct_2x2`).
-                false => {
+                0 => {
                     i16::try_from(i32::from(dc) * i32::from(quant[0] as i16)).ok()?;
                     [idct_1x1(dc, quant[0]); 4]
                 }
+                last => idct_2x2(&block, quant, last)?,
             };
             let row = 2 * c.bw;
             let at = 2 * by * row + 2 * bx;

@@ -30,6 +30,9 @@ pub(super) struct Huffman {
     values: Vec<u8>,
     /// The next `LOOKAHEAD` bits → `length << 8 | symbol`; 0 when the code is longer.
     fast: Box<[u16; 1 << LOOKAHEAD]>,
+    /// As an AC table, the next `LOOKAHEAD` bits → a whole coefficient when its code and
+    /// magnitude bits fit: `value << 16 | run << 5 | bits`; 0 otherwise (and for EOB/ZRL).
+    ac_fast: Box<[i32; 1 << LOOKAHEAD]>,
 }
 
 impl Huffman {
@@ -66,11 +69,22 @@ impl Huffman {
         if values.len() < k {
             return None;
         }
+        let mut ac_fast = Box::new([0i32; 1 << LOOKAHEAD]);
+        for (w, slot) in ac_fast.iter_mut().enumerate() {
+            let e = fast[w];
+            let (len, sym) = (u32::from(e >> 8), e as u8);
+            let (run, size) = (i32::from(sym >> 4), u32::from(sym & 15));
+            if e != 0 && size > 0 && len + size <= LOOKAHEAD {
+                let v = (w as u32 >> (LOOKAHEAD - len - size)) & ((1 << size) - 1);
+                *slot = extend(v, size) << 16 | run << 5 | (len + size) as i32;
+            }
+        }
         Some(Huffman {
             maxcode,
             offset,
             values,
             fast,
+            ac_fast,
         })
     }
 
@@ -297,19 +311,33 @@ impl<'a> Bits<'a> {
     }
 
     /// Decode one block's AC coefficients into `block` (zigzag order, not dequantised),
-    /// position 63 taking anything a corrupt run pushes past it, as libjpeg does. `true` when
-    /// any of them is not zero. Accumulator in registers, as in [`Bits::skip_ac`].
+    /// position 63 taking anything a corrupt run pushes past it, as libjpeg does. Returns the
+    /// last position written (0 when every AC coefficient is zero). Accumulator in
+    /// registers, as in [`Bits::skip_ac`].
     #[inline]
-    pub(super) fn decode_ac(&mut self, t: &Huffman, block: &mut [i16; 64]) -> Option<bool> {
+    pub(super) fn decode_ac(&mut self, t: &Huffman, block: &mut [i16; 64]) -> Option<usize> {
         let (mut acc, mut n) = (self.acc, self.n);
-        let (mut k, mut any) = (1u32, false);
+        let (mut k, mut last) = (1u32, 0usize);
         while k < 64 {
             if n < 32 {
                 (self.acc, self.n) = (acc, n);
                 self.refill();
                 (acc, n) = (self.acc, self.n);
             }
-            let e = t.fast[(acc >> (64 - LOOKAHEAD)) as usize & LOOKAHEAD_MASK];
+            let index = (acc >> (64 - LOOKAHEAD)) as usize & LOOKAHEAD_MASK;
+            let f = t.ac_fast[index];
+            let used = (f & 31) as u32;
+            if f != 0 && used <= n {
+                // Code and magnitude in one lookup.
+                acc <<= used;
+                n -= used;
+                k += ((f >> 5) & 15) as u32;
+                last = k.min(63) as usize;
+                block[last] = (f >> 16) as i16;
+                k += 1;
+                continue;
+            }
+            let e = t.fast[index];
             let len = u32::from(e >> 8);
             let sym = if e != 0 && len <= n {
                 acc <<= len;
@@ -337,12 +365,12 @@ impl<'a> Bits<'a> {
             n -= size;
             k += run;
             // Like libjpeg's JCOEF store: a 15-bit magnitude wraps.
-            block[k.min(63) as usize] = extend(v, size) as i16;
-            any = true;
+            last = k.min(63) as usize;
+            block[last] = extend(v, size) as i16;
             k += 1;
         }
         (self.acc, self.n) = (acc, n);
-        Some(any)
+        Some(last)
     }
 
     /// A block's DC difference: its magnitude category's Huffman code, then that many bits,

@@ -54,17 +54,28 @@ const IDCT_2X2_READS: [(u8, u8, u8); 25] = {
 /// order, quantised) and quantisers (zigzag order). `None` when a dequantised coefficient
 /// does not fit 16 bits, where libjpeg-turbo's SIMD version and its C version part ways
 /// (no encoder writes such a block).
-pub(super) fn idct_2x2(coefs: &[i16; 64], quant: &[u16; 64]) -> Option<[u8; 4]> {
+///
+/// `last` is the last zigzag position that may be non-zero: the coefficients after it are not
+/// read, and only the rows and columns that hold a non-zero one are transformed (the others
+/// contribute exact zeros).
+pub(super) fn idct_2x2(coefs: &[i16; 64], quant: &[u16; 64], last: usize) -> Option<[u8; 4]> {
     const FIX_0_720959822: i64 = 5906;
     const FIX_0_850430095: i64 = 6967;
     const FIX_1_272758580: i64 = 10426;
     const FIX_3_624509785: i64 = 29692;
     // Dequantised, at [row][column] for rows and columns 0, 1, 3, 5, 7.
     let mut c = [[0i64; 5]; 5];
+    let mut cols = 0;
     for &(k, row, col) in &IDCT_2X2_READS {
         let k = usize::from(k);
+        if k > last {
+            break;
+        }
         let d = i32::from(coefs[k]) * i32::from(quant[k] as i16);
-        c[usize::from(row)][usize::from(col)] = i64::from(i16::try_from(d).ok()?);
+        if d != 0 {
+            c[usize::from(row)][usize::from(col)] = i64::from(i16::try_from(d).ok()?);
+            cols = cols.max(usize::from(col) + 1);
+        }
     }
     // DESCALE, and the odd part: terms 1, 3, 5, 7 (CONST_BITS 13, PASS1_BITS 2).
     let descale = |x: i64, n: u32| (x + (1 << (n - 1))) >> n;
@@ -76,7 +87,7 @@ pub(super) fn idct_2x2(coefs: &[i16; 64], quant: &[u16; 64]) -> Option<[u8; 4]> 
     };
     // Pass 1: each column into two rows.
     let mut ws = [[0i32; 5]; 2];
-    for col in 0..5 {
+    for col in 0..cols {
         let even = c[0][col] << 15;
         let odd = odd([c[1][col], c[2][col], c[3][col], c[4][col]]);
         ws[0][col] = descale(even + odd, 13) as i32;
@@ -132,7 +143,8 @@ mod tests {
         for dc in [-300, -1, 0, 1, 57, 300] {
             coefs[0] = dc;
             let flat = idct_1x1(dc, 3);
-            assert_eq!(idct_2x2(&coefs, &quant), Some([flat; 4]), "dc {dc}");
+            assert_eq!(idct_2x2(&coefs, &quant, 0), Some([flat; 4]), "dc {dc}");
+            assert_eq!(idct_2x2(&coefs, &quant, 63), Some([flat; 4]), "dc {dc}");
         }
     }
 
@@ -141,14 +153,14 @@ mod tests {
         let mut coefs = [0i16; 64];
         let quant = [1u16; 64];
         coefs[1] = 40; // horizontal: (0, 1)
-        let [a, b, c, d] = idct_2x2(&coefs, &quant).expect("in range");
+        let [a, b, c, d] = idct_2x2(&coefs, &quant, 63).expect("in range");
         assert!(a > b && c > d && a == c, "{a} {b} {c} {d}");
         coefs[1] = 0;
         coefs[2] = 40; // vertical: (1, 0)
-        let [a, b, c, d] = idct_2x2(&coefs, &quant).expect("in range");
+        let [a, b, c, d] = idct_2x2(&coefs, &quant, 63).expect("in range");
         assert!(a > c && a == b && c == d, "{a} {b} {c} {d}");
         coefs[2] = 20_000;
-        assert_eq!(idct_2x2(&coefs, &[2; 64]), None, "outside 16 bits");
+        assert_eq!(idct_2x2(&coefs, &[2; 64], 2), None, "outside 16 bits");
     }
 
     #[test]
