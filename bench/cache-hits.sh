@@ -258,7 +258,7 @@ run imgcdn "$IMGCDN_URL" 2
     END {
       i = rps["imgcdn"] / n["imgcdn"]; g = rps["nginx"] / n["nginx"]
       printf "- mean req/s: imgcdn %.0f, nginx %.0f\n", i, g
-      printf "- ratio imgcdn/nginx req/s: **%.2f** (target >= 1.0, access logs on)\n", i / g
+      printf "- ratio imgcdn/nginx req/s: **%.2f** (target >= 1.0 with access logs on)\n", i / g
       printf "- imgcdn p99: %.2f ms (round 1), %.2f ms (round 2) (target < 2 ms)\n", p99[1], p99[2]
     }' "$TMP/results.tsv"
 } >"$TMP/table.md"

@@ -463,11 +463,11 @@ impl<'a> Parser<'a> {
             block[0] = dc;
             let quant = c.quant.as_ref()?;
             let [a, b, c0, d] = match bits.decode_ac(ac_table, &mut block)? {
-                // No AC: the 2x2 IDCT of a flat block is its 1x1 value, four times (within
-                // the same 16-bit bound as `idct_2x2`).
+                // No AC: the 2x2 IDCT of a flat block is `(dc * q0 + 4) >> 3` four times,
+                // limited as `idct_2x2` limits it (within the same 16-bit bound).
                 0 => {
-                    i16::try_from(i32::from(dc) * i32::from(quant[0] as i16)).ok()?;
-                    [idct_1x1(dc, quant[0]); 4]
+                    let d = i16::try_from(i32::from(dc) * i32::from(quant[0] as i16)).ok()?;
+                    [idct::saturate((i64::from(d) + 4) >> 3)?; 4]
                 }
                 last => idct_2x2(&block, quant, last)?,
             };

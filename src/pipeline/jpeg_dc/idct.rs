@@ -51,9 +51,10 @@ const IDCT_2X2_READS: [(u8, u8, u8); 25] = {
 };
 
 /// `jpeg_idct_2x2`: the four samples (row-major) of a block from its coefficients (zigzag
-/// order, quantised) and quantisers (zigzag order). `None` when a dequantised coefficient
-/// does not fit 16 bits, where libjpeg-turbo's SIMD version and its C version part ways
-/// (no encoder writes such a block).
+/// order, quantised) and quantisers (zigzag order). `None` wherever libjpeg-turbo's SIMD
+/// version and its C version could part ways — a dequantised coefficient or a first-pass value
+/// outside 16 bits, an output beyond ±511 (see [`saturate`]) — which no encoder's data reaches:
+/// libjpeg then decodes the file itself.
 ///
 /// `last` is the last zigzag position that may be non-zero: the coefficients after it are not
 /// read, and only the rows and columns that hold a non-zero one are transformed (the others
@@ -90,18 +91,31 @@ pub(super) fn idct_2x2(coefs: &[i16; 64], quant: &[u16; 64], last: usize) -> Opt
     for col in 0..cols {
         let even = c[0][col] << 15;
         let odd = odd([c[1][col], c[2][col], c[3][col], c[4][col]]);
-        ws[0][col] = descale(even + odd, 13) as i32;
-        ws[1][col] = descale(even - odd, 13) as i32;
+        // The SIMD version keeps these in 16-bit lanes (saturating); C does not.
+        ws[0][col] = i32::from(i16::try_from(descale(even + odd, 13)).ok()?);
+        ws[1][col] = i32::from(i16::try_from(descale(even - odd, 13)).ok()?);
     }
     // Pass 2: each row into two samples.
     let mut out = [0u8; 4];
     for (r, w) in ws.iter().enumerate() {
         let even = i64::from(w[0]) << 15;
         let odd = odd([w[1], w[2], w[3], w[4]].map(i64::from));
-        out[2 * r] = range_limit(descale(even + odd, 20) as i32);
-        out[2 * r + 1] = range_limit(descale(even - odd, 20) as i32);
+        out[2 * r] = saturate(descale(even + odd, 20))?;
+        out[2 * r + 1] = saturate(descale(even - odd, 20))?;
     }
     Some(out)
+}
+
+/// The sample for a centred 2x2-IDCT output: within ±511, libjpeg's C range table and
+/// libjpeg-turbo's SIMD `jsimd_idct_2x2` (what the linked library runs on x86-64) both
+/// saturate to 0..=255. Beyond it they part ways (the table wraps, the SIMD lanes saturate or
+/// overflow); only corrupt data gets there, and it goes to libjpeg (`None`).
+#[inline]
+pub(super) fn saturate(x: i64) -> Option<u8> {
+    if x.abs() > 511 {
+        return None;
+    }
+    Some((x + 128).clamp(0, 255) as u8)
 }
 
 /// YCbCr to RGB exactly as libjpeg's `jdcolor.c` tables compute it (16-bit fixed point).

@@ -354,3 +354,11 @@ fn try_turbo_eighth(bytes: &[u8]) -> Option<(Vec<u8>, u32, u32)> {
     d.decompress(bytes, image).ok()?;
     Some((buf, w as u32, h as u32))
 }
+
+#[test]
+fn chroma_far_out_of_range_falls_back() {
+    // Found by the `jpeg_dc` fuzz target: a 61x43 4x2-luma file whose chroma 2x2 IDCT goes far
+    // out of range, where libjpeg-turbo's SIMD IDCT and its C range table disagree.
+    let bytes = include_bytes!("../../../fuzz/regressions/jpeg_dc/chroma-2x2-out-of-range.jpg");
+    assert!(decode(bytes).is_none(), "out of range: libjpeg decides");
+}
