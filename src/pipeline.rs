@@ -349,8 +349,9 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
         Format::Jpeg => jpeg::choose_shrink(crop.width, crop.height, target.0, target.1),
         _ => 1,
     };
-    // A JPEG shrunk by 8 needs only its DC coefficients (and 4:2:0 chroma's first AC terms).
-    // Lossless and 4-component files always go to libjpeg; the rest `jpeg_dc` checks itself.
+    // A JPEG shrunk by 8 needs only its DC coefficients (4:2:0 chroma: its blocks whole, for
+    // libjpeg's 2x2 IDCT). Lossless and 4-component files always go to libjpeg; the rest
+    // `jpeg_dc` checks itself and declines what it cannot reproduce exactly.
     let dc_only = shrink == 8
         && req.codecs.dc_only
         && probe.jpeg.is_some_and(|j| {
