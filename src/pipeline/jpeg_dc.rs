@@ -32,7 +32,7 @@ mod idct;
 #[cfg(test)]
 mod tests;
 
-use entropy::{extend, Bits, Huffman, SkipTable};
+use entropy::{extend, Bits, Huffman, SkipTable, TableSpec};
 use idct::{idct_1x1, idct_2x2, ycc_to_rgb};
 
 use super::Pixels;
@@ -91,8 +91,8 @@ struct Parser<'a> {
     hmax: usize,
     vmax: usize,
     quant: [Option<[u16; 64]>; 4],
-    dc_tables: [Option<Huffman>; 4],
-    ac_tables: [Option<Huffman>; 4],
+    dc_tables: [Option<TableSpec>; 4],
+    ac_tables: [Option<TableSpec>; 4],
     restart_interval: usize,
     adobe_transform: Option<u8>,
     jfif: bool,
@@ -244,7 +244,7 @@ impl<'a> Parser<'a> {
             if class > 1 || id > 3 {
                 return None;
             }
-            let table = Some(Huffman::new(&counts, values)?);
+            let table = Some(TableSpec::new(counts, values)?);
             if class == 0 {
                 self.dc_tables[id] = table;
             } else {
@@ -384,9 +384,9 @@ impl<'a> Parser<'a> {
             }
         }
         let first = ah == 0;
-        let tables: Vec<&Huffman> = match first {
+        let tables: Vec<Huffman> = match first {
             true => (members.iter())
-                .map(|m| self.dc_tables.get(m.dc)?.as_ref())
+                .map(|m| self.dc_tables.get(m.dc)?.as_ref()?.build())
                 .collect::<Option<_>>()?,
             false => Vec::new(),
         };
@@ -396,7 +396,7 @@ impl<'a> Parser<'a> {
             let c = &mut comps[members[m].ci];
             let slot = c.dc.get_mut(by * c.bw + bx)?;
             if first {
-                let s = u32::from(bits.decode(tables[m])?);
+                let s = u32::from(bits.decode(&tables[m])?);
                 if s > 11 {
                     return None;
                 }
@@ -431,18 +431,27 @@ impl<'a> Parser<'a> {
                 c.samples = super::alloc_zeroed((2 * c.bw).checked_mul(2 * c.bh)?)?;
             }
         }
+        // The tables this scan uses, built now (at most four of each class).
+        let build = |specs: &[Option<TableSpec>; 4], id: usize| specs.get(id)?.as_ref()?.build();
+        let mut dc: [Option<Huffman>; 4] = Default::default();
+        let mut ac: [Option<Huffman>; 4] = Default::default();
         let mut skips: [Option<SkipTable>; 4] = Default::default();
         for m in members {
-            let ac = self.ac_tables.get(m.ac)?.as_ref()?;
+            if dc[m.dc].is_none() {
+                dc[m.dc] = Some(build(&self.dc_tables, m.dc)?);
+            }
+            if ac[m.ac].is_none() {
+                ac[m.ac] = Some(build(&self.ac_tables, m.ac)?);
+            }
             if self.comps[m.ci].idct == 1 && skips[m.ac].is_none() {
-                skips[m.ac] = Some(ac.skip_table());
+                skips[m.ac] = Some(ac[m.ac].as_ref()?.skip_table());
             }
         }
         let mut plans = Vec::with_capacity(members.len());
         for m in members {
             plans.push((
-                self.dc_tables.get(m.dc)?.as_ref()?,
-                self.ac_tables.get(m.ac)?.as_ref()?,
+                dc[m.dc].as_ref()?,
+                ac[m.ac].as_ref()?,
                 skips[m.ac]
                     .as_deref()
                     .filter(|_| self.comps[m.ci].idct == 1),

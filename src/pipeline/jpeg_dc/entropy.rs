@@ -20,6 +20,36 @@ const SKIP_MASK: usize = (1 << SKIP_BITS) - 1;
 /// An AC table's skip table (see the module doc and [`Huffman::skip_table`]).
 pub(super) type SkipTable = Box<[u16; 1 << SKIP_BITS]>;
 
+/// A DHT table as the file defines it: checked when it is read, turned into a [`Huffman`]
+/// (with its lookup tables) only when a scan uses it, so a file of many table definitions
+/// costs what parsing them costs.
+#[derive(Debug, Clone)]
+pub(super) struct TableSpec {
+    counts: [u8; 16],
+    values: Vec<u8>,
+}
+
+impl TableSpec {
+    /// `None` when the counts describe more codes than fit (what libjpeg calls a bad
+    /// Huffman table) or there are fewer symbols than codes.
+    pub(super) fn new(counts: [u8; 16], values: Vec<u8>) -> Option<Self> {
+        let mut code = 0u32;
+        for (len, &n) in (1..=16u32).zip(&counts) {
+            code += u32::from(n);
+            if code > 1 << len {
+                return None;
+            }
+            code <<= 1;
+        }
+        let total: usize = counts.iter().map(|&n| usize::from(n)).sum();
+        (values.len() >= total).then_some(TableSpec { counts, values })
+    }
+
+    pub(super) fn build(&self) -> Option<Huffman> {
+        Huffman::new(&self.counts, self.values.clone())
+    }
+}
+
 /// A canonical Huffman table (JPEG Annex C), with a lookahead table for short codes.
 #[derive(Debug, Clone)]
 pub(super) struct Huffman {
@@ -38,7 +68,7 @@ pub(super) struct Huffman {
 impl Huffman {
     /// The table from a DHT segment's 16 counts and its symbols, or `None` when the counts
     /// describe more codes than fit (what libjpeg calls a bad Huffman table).
-    pub(super) fn new(counts: &[u8; 16], values: Vec<u8>) -> Option<Self> {
+    fn new(counts: &[u8; 16], values: Vec<u8>) -> Option<Self> {
         let mut maxcode = [-1i32; 17];
         let mut offset = [0i32; 17];
         let mut fast = Box::new([0u16; 1 << LOOKAHEAD]);
