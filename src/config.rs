@@ -117,6 +117,8 @@ pub struct SourceConfig {
     pub allow_networks: Vec<String>,
     /// Ports a remote source URL may use (explicit or the scheme's default); empty = any.
     pub allow_ports: Vec<u16>,
+    /// Watch a folder `base` for changes (inotify, Linux) so cache hits need no `stat`.
+    pub watch_folder: bool,
     /// Input formats served byte for byte (with their own type) when the URL asks for no
     /// change of size or format: names as in `f_` (`svg`, `heic`, `gif`, `tiff`, ...).
     pub passthrough: Vec<String>,
@@ -169,6 +171,7 @@ impl Default for SourceConfig {
             allow_http: true,
             allow_networks: Vec::new(),
             allow_ports: vec![80, 443],
+            watch_folder: true,
             passthrough: Vec::new(),
             max_bytes: 25 * 1024 * 1024,
             timeout_ms: 10_000,
@@ -1024,6 +1027,7 @@ impl TryFrom<Config> for Settings {
                 origins,
                 buckets,
                 bucket_endpoint,
+                watch_folder: c.source.watch_folder,
             },
             limits: Limits {
                 max_source_pixels: c.limits.max_source_pixels,

@@ -9,6 +9,7 @@ pub mod compat;
 pub mod config;
 pub mod format;
 pub mod layout;
+pub mod logwriter;
 pub mod metrics;
 pub mod options;
 pub mod pipeline;

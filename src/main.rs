@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use imgcdn::config::{Config, LogFormat, Overrides, Settings};
+use imgcdn::logwriter::BatchedLog;
 use imgcdn::server::{self, AppState};
 
 #[derive(Parser)]
@@ -89,10 +90,16 @@ fn main() -> ExitCode {
         eprintln!("imgcdn: jemalloc background threads not enabled: {e}");
     }
     let cli = Cli::parse();
-    // Log lines are written by a dedicated thread, so a slow stderr (a pipe to a log
-    // collector) never stalls a reactor thread; past 128k pending lines new ones are dropped
-    // rather than waited for. The guard flushes what is pending when main returns.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
+    // Log lines are batched and written by a thread of their own (`logwriter`), so a slow
+    // stderr never stalls a reactor thread and a line costs no syscall. The guard flushes
+    // what is pending when main returns.
+    let (writer, _flush_on_exit) = match BatchedLog::start(std::io::stderr()) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("imgcdn: cannot start the log writer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The log format comes from the config; a broken config is reported by the command below.
     let log_format = Config::load(cli.config.as_deref(), &Overrides::default())
         .map(|c| c.log.format)

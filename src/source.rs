@@ -30,6 +30,8 @@ mod origins;
 mod parse;
 mod policy;
 mod resolve;
+#[cfg(target_os = "linux")]
+mod watch;
 
 pub use self::bucket::{BucketName, BucketObject, BucketScheme};
 pub use self::origins::OriginHeaders;
@@ -91,6 +93,9 @@ pub struct Settings {
     pub buckets: Vec<BucketName>,
     /// Where and how bucket clients connect (`source.bucket_*`).
     pub bucket_endpoint: crate::bucket::Endpoint,
+    /// Watch a `Base::Dir` folder (inotify, Linux) so that identities need no `stat` per
+    /// request (`source.watch_folder`).
+    pub watch_folder: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,6 +172,9 @@ pub struct Fetcher {
     gates: std::sync::Arc<fetch::Gates>,
     /// The bucket allow-list and one lazily built client per bucket.
     objects: std::sync::Arc<objects::Objects>,
+    /// Remembered identities of local files (`Base::Dir` with `watch_folder`).
+    #[cfg(target_os = "linux")]
+    watch: Option<std::sync::Arc<watch::Watch>>,
 }
 
 impl Fetcher {
@@ -190,8 +198,11 @@ impl Fetcher {
     }
 
     /// What makes the bytes of `source` what they are, beyond its name: for a local file the
-    /// configured folder, its size, modification time and inode (one `stat`); empty for
-    /// remote and bucket sources and for files that cannot be read (the fetch reports those).
+    /// configured folder, its size, modification time and inode; empty for remote and bucket
+    /// sources and for files that cannot be read (the fetch reports those).
+    ///
+    /// A local file's identity is remembered while the folder's watch sees no change in it
+    /// (`source/watch.rs`); otherwise it costs one `stat` on the blocking pool.
     pub async fn identity(&self, source: &Source) -> String {
         let (Source::Local(rel), Base::Dir(dir)) = (source, &self.settings.base) else {
             return String::new();
@@ -199,19 +210,20 @@ impl Fetcher {
         if local::check_shape(rel).is_err() {
             return String::new();
         }
-        let Ok(meta) = tokio::fs::metadata(dir.join(rel)).await else {
-            return String::new();
+        #[cfg(target_os = "linux")]
+        let generation = match self.watch.as_ref().map(|w| w.lookup(rel)) {
+            Some(watch::Lookup::Known(identity)) => return identity,
+            Some(watch::Lookup::Unknown(generation)) => Some(generation),
+            Some(watch::Lookup::Off) | None => None,
         };
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let inode = 0u64;
-        format!("{}\0{}:{modified}:{inode}", dir.display(), meta.len())
+        let identity = local::identity(dir, rel).await;
+        #[cfg(target_os = "linux")]
+        if let (Some(watch), Some(generation)) = (&self.watch, generation) {
+            if !identity.is_empty() {
+                watch.remember(rel, generation, &identity);
+            }
+        }
+        identity
     }
 
     /// Fetch the source bytes, enforcing the whole policy, under one deadline

@@ -61,7 +61,14 @@ pub(super) fn with_resolver(
 
     let gates = Gates::new(settings.max_concurrent_fetches, settings.max_per_host);
     let objects = Objects::new(&settings);
+    #[cfg(target_os = "linux")]
+    let watch = match &settings.base {
+        super::Base::Dir(dir) if settings.watch_folder => super::watch::Watch::start(dir),
+        _ => None,
+    };
     Ok(Fetcher {
+        #[cfg(target_os = "linux")]
+        watch,
         settings: Arc::new(settings),
         client,
         policy: Arc::new(policy),

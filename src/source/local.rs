@@ -56,6 +56,24 @@ pub(super) async fn read(base: &Path, rel: &Path, max_bytes: u64) -> Result<Byte
     Ok(Bytes::from(buf))
 }
 
+/// The folder, size, modification time and inode of `base/rel` (one `stat`, following
+/// symlinks); empty when it cannot be read.
+pub(super) async fn identity(base: &Path, rel: &Path) -> String {
+    let Ok(meta) = tokio::fs::metadata(base.join(rel)).await else {
+        return String::new();
+    };
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    format!("{}\0{}:{modified}:{inode}", base.display(), meta.len())
+}
+
 fn escape() -> SourceError {
     SourceError::Forbidden("path outside the source folder".to_owned())
 }

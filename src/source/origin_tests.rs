@@ -198,6 +198,7 @@ fn settings(allow_networks: &[&str]) -> Settings {
         origins: Vec::new(),
         buckets: Vec::new(),
         bucket_endpoint: crate::bucket::Endpoint::default(),
+        watch_folder: true,
     }
 }
 
