@@ -253,7 +253,7 @@ pub struct OutputConfig {
     pub cache_control: String,
     /// AVIF quality when the URL has no `q_`.
     pub avif_quality: u8,
-    /// rav1e speed 1..=10 (10 fastest).
+    /// AVIF speed 1..=10 (10 fastest): libaom cpu-used; rav1e (alpha) one step faster.
     pub avif_speed: u8,
     /// `f_auto` picks AVIF only for outputs up to this many pixels, WebP beyond.
     pub avif_max_pixels: u64,
