@@ -23,6 +23,11 @@
 //! missing at start, more than [`MAX_DIRS`] folders, a kernel that refuses more watches, or a
 //! file system whose changes inotify may not see (NFS, SMB, FUSE: only local file systems on
 //! [`LOCAL_FILE_SYSTEMS`] are watched).
+//!
+//! What inotify does not see, and so neither does the watch: a file changed through a hard
+//! link from outside the tree (the event goes to the folder of the path used), and writes
+//! through a shared memory mapping. Folders deployed that way want `source.watch_folder =
+//! false`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
