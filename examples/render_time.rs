@@ -1,5 +1,5 @@
 //! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
-//! `DC_ONLY=0` turns the DC-only JPEG path off, `JPEG_DECODER=rust` picks the
+//! `DC_ONLY=0` turns the DC-only JPEG path off, `WEBP_EFFORT=0..6` sets libwebp's method, `JPEG_DECODER=rust` picks the
 //! pure-Rust JPEG decoder, `FORMAT=avif|webp|jpeg|png|gif` the output format, `OPTIONS=c_fill,h_300,g_auto`
 //! more options, `ICC=p3` embeds a Display P3 profile in a JPEG source first, for A/B runs.
 use std::time::Instant;
@@ -65,6 +65,10 @@ fn main() {
                 Ok("rust") => imgcdn::pipeline::JpegDecoder::Rust,
                 _ => imgcdn::pipeline::JpegDecoder::Turbo,
             },
+            webp_effort: std::env::var("WEBP_EFFORT")
+                .ok()
+                .and_then(|e| e.parse().ok())
+                .unwrap_or(4),
             ..Default::default()
         },
     };

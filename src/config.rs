@@ -257,6 +257,8 @@ pub struct OutputConfig {
     pub avif_speed: u8,
     /// `f_auto` picks AVIF only for outputs up to this many pixels, WebP beyond.
     pub avif_max_pixels: u64,
+    /// libwebp's method for still WebP output, 0 (fastest) to 6 (smallest); 4 = libwebp's.
+    pub webp_effort: u8,
     /// `f_auto`: answer an uncached AVIF at once with the WebP/JPEG/PNG rendition (short
     /// max-age) and encode the AVIF in the background for the next request.
     pub avif_background: bool,
@@ -301,6 +303,7 @@ impl Default for OutputConfig {
             avif_quality: avif.quality,
             avif_speed: avif.speed,
             avif_max_pixels: avif.max_pixels,
+            webp_effort: Codecs::default().webp_effort,
             avif_background: false,
             avif_background_max_age: 60,
             width_buckets: Vec::new(),
@@ -777,6 +780,9 @@ impl TryFrom<Config> for Settings {
         if !(1..=10).contains(&c.output.avif_speed) {
             return Err(invalid("output.avif_speed", "must be from 1 to 10".into()));
         }
+        if c.output.webp_effort > 6 {
+            return Err(invalid("output.webp_effort", "must be from 0 to 6".into()));
+        }
         if !(1..=100).contains(&c.output.save_data_quality) {
             return Err(invalid(
                 "output.save_data_quality",
@@ -982,12 +988,13 @@ impl TryFrom<Config> for Settings {
                 quality: c.output.avif_quality,
                 max_pixels: c.output.avif_max_pixels,
             },
+            webp_effort: c.output.webp_effort,
             keep_copyright: c.output.keep_copyright,
             passthrough,
             svg_passthrough: c.output.svg_passthrough,
         };
         let output_profile = format!(
-            "q={} avif=q{},s{},max{} jpeg={:?} dc={} copyright={} pass={} svgpass={}",
+            "q={} avif=q{},s{},max{} jpeg={:?} dc={} copyright={} pass={} svgpass={}{}",
             c.output.default_quality,
             codecs.avif.quality,
             codecs.avif.speed,
@@ -996,7 +1003,12 @@ impl TryFrom<Config> for Settings {
             codecs.dc_only,
             codecs.keep_copyright,
             codecs.passthrough,
-            codecs.svg_passthrough
+            codecs.svg_passthrough,
+            // Only a changed effort changes the profile, so default keys stay as they were.
+            match codecs.webp_effort {
+                4 => String::new(),
+                e => format!(" webp=e{e}"),
+            }
         );
         Ok(Settings {
             listen: c.server.listen,
@@ -1302,8 +1314,9 @@ mod tests {
     #[test]
     fn config_out_of_range_values_are_named_not_panics() {
         type Set = fn(&mut Config);
-        let cases: [(&str, Set); 5] = [
+        let cases: [(&str, Set); 6] = [
             ("cache.ttl_s", |c| c.cache.ttl_s = u64::MAX),
+            ("output.webp_effort", |c| c.output.webp_effort = 7),
             ("server.max_connections", |c| {
                 c.server.max_connections = usize::MAX
             }),

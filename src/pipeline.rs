@@ -97,6 +97,9 @@ pub struct Codecs {
     /// the DC scans of a progressive file, the skipped AC codes of a baseline one.
     pub dc_only: bool,
     pub avif: AvifSettings,
+    /// libwebp's method for still WebP, 0 (fastest) ..= 6 (smallest); 4 is libwebp's and
+    /// sharp's default (`output.webp_effort`).
+    pub webp_effort: u8,
     /// Copy the source's EXIF `Artist` and `Copyright` into the output (`output.keep_copyright`).
     pub keep_copyright: bool,
     /// Sources in these formats are served as they are when the transform keeps their size
@@ -113,6 +116,7 @@ impl Default for Codecs {
             jpeg_decoder: JpegDecoder::Turbo,
             dc_only: true,
             avif: AvifSettings::default(),
+            webp_effort: 4,
             keep_copyright: false,
             passthrough: FormatSet::default(),
             svg_passthrough: false,
@@ -816,7 +820,7 @@ fn render_inner(
     let out = if placeholder.is_some() {
         lqip::encode(img, t.blur.is_some())?
     } else {
-        let encoded = encode::encode(&img, out_format, quality, &req.codecs.avif, exif.as_deref())?;
+        let encoded = encode::encode(&img, out_format, quality, &req.codecs, exif.as_deref())?;
         match &exif {
             Some(tiff) => metadata::embed(encoded, out_format, tiff),
             None => encoded,

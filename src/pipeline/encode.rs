@@ -11,7 +11,7 @@ use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
 
 use rgb::FromSlice;
 
-use super::{Accept, AvifSettings, PipelineError, Pixels};
+use super::{Accept, Codecs, PipelineError, Pixels};
 use crate::format::Format;
 use crate::options::FormatChoice;
 
@@ -83,9 +83,10 @@ pub(crate) fn encode(
     img: &Pixels,
     format: Format,
     quality: u8,
-    avif: &AvifSettings,
+    codecs: &Codecs,
     avif_exif: Option<&[u8]>,
 ) -> Result<Vec<u8>, PipelineError> {
+    let avif = &codecs.avif;
     let quality = quality.clamp(1, 100);
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         PipelineError::Internal(format!("{what} encode: {e}"))
@@ -162,10 +163,16 @@ pub(crate) fn encode(
             } else {
                 webp::Encoder::from_rgb(&img.buf, w, h)
             };
-            // `encode`/`encode_lossless` unwrap internally; `encode_simple` returns the error.
+            // `encode`/`encode_lossless` unwrap internally; `encode_advanced` returns the error.
             let lossless = quality == 100;
+            let mut config =
+                webp::WebPConfig::new().map_err(|()| internal("webp", &"no config"))?;
+            config.lossless = i32::from(lossless);
+            config.alpha_compression = i32::from(!lossless);
+            config.quality = f32::from(quality);
+            config.method = i32::from(codecs.webp_effort.min(6));
             let memory = encoder
-                .encode_simple(lossless, f32::from(quality))
+                .encode_advanced(&config)
                 .map_err(|e| internal("webp", &format!("{e:?}")))?;
             Ok(memory.to_vec())
         }

@@ -3,7 +3,7 @@
 //! little), blurred (sigma 1 px unless `blur_` is given), encoded as lossy WebP — every current
 //! browser shows WebP — at the highest quality of 40, 20, 5 that fits in 1 KB.
 
-use super::{encode, filter, AvifSettings, PipelineError, Pixels};
+use super::{encode, filter, Codecs, PipelineError, Pixels};
 use crate::format::Format;
 use crate::options::Transform;
 
@@ -46,7 +46,7 @@ pub(crate) fn encode(img: Pixels, blurred: bool) -> Result<Vec<u8>, PipelineErro
     };
     let mut smallest = Vec::new();
     for quality in [40, 20, 5] {
-        let out = encode::encode(&img, Format::Webp, quality, &AvifSettings::default(), None)?;
+        let out = encode::encode(&img, Format::Webp, quality, &Codecs::default(), None)?;
         if out.len() <= MAX_BYTES {
             return Ok(out);
         }

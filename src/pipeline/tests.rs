@@ -1408,6 +1408,32 @@ fn render_photo_as_avif_keeps_colour_and_is_smaller_than_webp() {
 }
 
 #[test]
+fn render_webp_effort_trades_time_for_bytes() {
+    let bytes = fixture!("photo-2560x1600.jpg");
+    let t = with_format(tf(Some(400), None), Format::Webp);
+    let at = |webp_effort| {
+        let req = Request {
+            transform: &t,
+            accept: Accept::default(),
+            default_quality: 80,
+            codecs: Codecs {
+                webp_effort,
+                ..Codecs::default()
+            },
+        };
+        render(&bytes, &req, &LIMITS).expect("render")
+    };
+    let (fast, default, small) = (at(0), at(4), at(6));
+    for r in [&fast, &default, &small] {
+        assert_eq!((r.format, r.width, r.height), (Format::Webp, 400, 250));
+        assert_eq!(decoded(r).dimensions(), (400, 250));
+    }
+    // Method 0 skips the rate-distortion search that 4 and 6 run.
+    assert!(fast.bytes.len() > default.bytes.len());
+    assert!(small.bytes.len() <= default.bytes.len());
+}
+
+#[test]
 fn render_auto_beyond_avif_max_pixels_is_webp() {
     let mut t = tf(Some(40), None);
     t.format = Some(FormatChoice::Auto);
