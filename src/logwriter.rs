@@ -122,6 +122,17 @@ impl Drop for FlushGuard {
 
 impl Write for BatchedLog {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        (&*self).write(line)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the subscriber writes each line through: a borrow, so a line costs no `Arc` clone.
+impl Write for &BatchedLog {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
         let mut pending = self.shared.lock();
         if pending.closed || pending.buf.len() + line.len() > MAX_PENDING {
             pending.dropped += 1;
@@ -141,10 +152,10 @@ impl Write for BatchedLog {
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedLog {
-    type Writer = BatchedLog;
+    type Writer = &'a BatchedLog;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        self
     }
 }
 

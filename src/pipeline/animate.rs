@@ -204,10 +204,8 @@ fn webp(
         }),
         _ => None,
     };
-    let mut config = webp::WebPConfig::new()
-        .map_err(|()| PipelineError::Internal("webp encode: no config".into()))?;
-    config.lossless = i32::from(quality == 100);
-    config.quality = f32::from(quality.clamp(1, 100));
+    // Animations keep libwebp's default method (`output.webp_effort` is for stills).
+    let config = encode::webp_config(quality, 4)?;
     let mut encoder = webp::AnimEncoder::new(size.0, size.1, &config);
     encoder.set_loop_count(0);
     let mut timestamp = 0i32;

@@ -164,13 +164,8 @@ pub(crate) fn encode(
                 webp::Encoder::from_rgb(&img.buf, w, h)
             };
             // `encode`/`encode_lossless` unwrap internally; `encode_advanced` returns the error.
-            let lossless = quality == 100;
-            let mut config =
-                webp::WebPConfig::new().map_err(|()| internal("webp", &"no config"))?;
-            config.lossless = i32::from(lossless);
-            config.alpha_compression = i32::from(!lossless);
-            config.quality = f32::from(quality);
-            config.method = i32::from(codecs.webp_effort.min(6));
+            let mut config = webp_config(quality, codecs.webp_effort)?;
+            config.alpha_compression = i32::from(config.lossless == 0);
             let memory = encoder
                 .encode_advanced(&config)
                 .map_err(|e| internal("webp", &format!("{e:?}")))?;
@@ -214,6 +209,17 @@ pub(crate) fn encode(
         }
         other => Err(internal(other.name(), &"not an output format")),
     }
+}
+
+/// libwebp settings for `quality` (lossless at 100) and `method` (0-6; 4 is libwebp's own
+/// default), for stills and animations alike.
+pub(crate) fn webp_config(quality: u8, method: u8) -> Result<webp::WebPConfig, PipelineError> {
+    let mut config = webp::WebPConfig::new()
+        .map_err(|()| PipelineError::Internal("webp encode: no config".into()))?;
+    config.lossless = i32::from(quality == 100);
+    config.quality = f32::from(quality.clamp(1, 100));
+    config.method = i32::from(method.min(6));
+    Ok(config)
 }
 
 /// An opaque AVIF through libaom (libavif's safe API): 8-bit 4:2:0 (as WebP), all-intra at

@@ -60,16 +60,6 @@ pub(super) const LOCAL_FILE_SYSTEMS: [u32; 9] = [
     0xCA45_1A4E,
 ];
 
-/// Changes to a file's identity, in tree folders.
-const TREE_EVENTS: WatchMask = WatchMask::MODIFY
-    .union(WatchMask::ATTRIB)
-    .union(WatchMask::CLOSE_WRITE)
-    .union(WatchMask::CREATE)
-    .union(WatchMask::DELETE)
-    .union(WatchMask::MOVED_FROM)
-    .union(WatchMask::MOVED_TO)
-    .union(WatchMask::DELETE_SELF)
-    .union(WatchMask::MOVE_SELF);
 /// Changes to which folder a path names, in the folders on the way to the base.
 const PATH_EVENTS: WatchMask = WatchMask::CREATE
     .union(WatchMask::DELETE)
@@ -77,6 +67,11 @@ const PATH_EVENTS: WatchMask = WatchMask::CREATE
     .union(WatchMask::MOVED_TO)
     .union(WatchMask::DELETE_SELF)
     .union(WatchMask::MOVE_SELF);
+/// Changes to a file's identity, in tree folders: those, plus changes to a file's contents.
+const TREE_EVENTS: WatchMask = PATH_EVENTS
+    .union(WatchMask::MODIFY)
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::CLOSE_WRITE);
 /// Events after which the tree must be walked again.
 const REBUILD: EventMask = EventMask::ISDIR
     .union(EventMask::Q_OVERFLOW)
