@@ -7,7 +7,9 @@
 //! tens of kilobytes for a rendition), read back from the kernel's page cache in a few
 //! milliseconds, next to a render of tens, and the page cache gives their memory back under
 //! pressure, where the memory tier would hold it in the process and push out hundreds of
-//! renditions each. Without a disk tier they share the memory tier with the renditions.
+//! renditions each. Without a disk tier they share the memory tier with the renditions. An
+//! original is kept only from its second use ([`uses`], `cache.keep_sources_min_uses`); until
+//! then its bytes are held in memory for a minute.
 //! A disk failure is logged (at most once a minute per kind) and treated as a miss; it never
 //! fails a request or `/ready`. While the disk tier cannot take writes (a full or read-only
 //! volume, or free space below its watermark) it is reported as degraded in [`DiskHealth`],
@@ -21,6 +23,7 @@ mod health;
 pub mod key;
 mod room;
 pub mod store;
+mod uses;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +39,7 @@ use self::health::Health;
 pub use self::key::Key;
 use self::room::{out_of_space, MinFree};
 use self::store::Store;
+use self::uses::Uses;
 
 /// Where a hit came from (for `X-Cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +68,9 @@ pub struct Settings {
     pub dir: Option<PathBuf>,
     pub disk_bytes: u64,
     pub keep_sources: bool,
+    /// An original is kept on the use that reaches this count (1: on its first fetch); until
+    /// then it is counted and held in memory for a minute (see `uses`).
+    pub keep_sources_min_uses: u32,
     pub ttl: Duration,
     /// Free space the disk tier leaves on its filesystem: the smaller of these bytes and this
     /// percentage of the filesystem (0 in either: not watched).
@@ -93,6 +100,8 @@ pub struct Cache {
     /// fetch or disk-to-memory promotion that was in flight. Grows by one entry per purged
     /// source (an operator action), not with traffic.
     generations: Arc<Mutex<HashMap<Key, u64>>>,
+    /// Originals used fewer than `keep_sources_min_uses` times; `None` when that is 1.
+    uses: Option<Arc<Uses>>,
 }
 
 impl Cache {
@@ -127,6 +136,12 @@ impl Cache {
             });
         }
         let generations = Arc::new(Mutex::new(HashMap::new()));
+        let min_uses = if settings.keep_sources {
+            settings.keep_sources_min_uses
+        } else {
+            1
+        };
+        let uses = Uses::new(min_uses, settings.memory_bytes).map(Arc::new);
         let store = settings.store.clone().and_then(|s| {
             Store::open(s, settings.ttl)
                 .map_err(|e| tracing::error!("store off: {e}"))
@@ -137,6 +152,7 @@ impl Cache {
                 memory: memory.clone(),
                 disk: disk.clone(),
                 generations: generations.clone(),
+                uses: uses.clone(),
             };
             tokio::spawn(poll_purges(Arc::downgrade(store), tiers));
         }
@@ -147,6 +163,7 @@ impl Cache {
             health,
             settings,
             generations,
+            uses,
         }
     }
 
@@ -218,7 +235,9 @@ impl Cache {
     }
 
     /// Look the original of `source` up: in memory (where it is without a disk tier, or when
-    /// the disk tier refused it), then on disk without copying it to memory.
+    /// the disk tier refused it), then on disk without copying it to memory, then among the
+    /// originals not kept yet (`keep_sources_min_uses`), where this counts as a use and the
+    /// use that reaches the count keeps it.
     pub async fn get_original(&self, source: &Key) -> Option<(Arc<Entry>, Tier)> {
         let key = key::original(source);
         if self.disk.is_some() {
@@ -227,7 +246,16 @@ impl Cache {
             }
         }
         let memory = self.disk.is_none();
-        self.lookup(source, &key, memory).await
+        if let Some(hit) = self.lookup(source, &key, memory).await {
+            return Some(hit);
+        }
+        let uses = self.uses.as_ref()?;
+        let generation = self.generation(source);
+        let entry = uses.held(source).await?;
+        if uses.count(source).await {
+            self.keep_original(source, entry.clone(), generation).await;
+        }
+        Some((entry, Tier::Memory))
     }
 
     /// Store a rendition in memory and on disk; the disk write has finished when this returns.
@@ -237,9 +265,29 @@ impl Cache {
             .await
     }
 
-    /// Store the original of `source`: on disk, or in memory when there is no disk tier or the
-    /// disk tier cannot take it now.
+    /// A fetched original of `source`: one use of it (`keep_sources_min_uses`). The use that
+    /// reaches the count keeps it: on disk, or in memory when there is no disk tier or the disk
+    /// tier cannot take it now. Earlier uses only hold it in memory for a minute. Nothing is
+    /// kept or held when `source` was purged since `generation` was taken.
     pub async fn put_original(&self, source: &Key, entry: Arc<Entry>, generation: u64) {
+        if let Some(uses) = &self.uses {
+            if self.generation(source) != generation {
+                return;
+            }
+            if !uses.count(source).await {
+                uses.hold(source, entry).await;
+                // A purge moves the generation before it forgets: one that ran since the
+                // check above is either seen here or forgets after the hold.
+                if self.generation(source) != generation {
+                    uses.forget(source).await;
+                }
+                return;
+            }
+        }
+        self.keep_original(source, entry, generation).await
+    }
+
+    async fn keep_original(&self, source: &Key, entry: Arc<Entry>, generation: u64) {
         let memory = self.disk.is_none();
         self.store(
             source,
@@ -462,6 +510,7 @@ impl Cache {
             memory: self.memory.clone(),
             disk: self.disk.clone(),
             generations: self.generations.clone(),
+            uses: self.uses.clone(),
         };
         let local = tiers.purge(source).await;
         let shared = match &self.store {
@@ -497,6 +546,7 @@ struct Tiers {
     memory: moka::future::Cache<Key, Stored>,
     disk: Option<Arc<Disk>>,
     generations: Arc<Mutex<HashMap<Key, u64>>>,
+    uses: Option<Arc<Uses>>,
 }
 
 impl Tiers {
@@ -523,6 +573,9 @@ impl Tiers {
         if let Err(e) = self.memory.invalidate_entries_if(move |_, v| v.source == s) {
             tracing::warn!(error = %e, "memory purge failed");
             result = Err(format!("memory purge failed: {e}"));
+        }
+        if let Some(uses) = &self.uses {
+            uses.forget(source).await;
         }
         result
     }
@@ -605,6 +658,7 @@ mod tests {
             dir,
             disk_bytes: 1 << 20,
             keep_sources: true,
+            keep_sources_min_uses: 1,
             ttl: Duration::from_secs(60),
             min_free_bytes: 0,
             min_free_percent: 0,
@@ -639,5 +693,67 @@ mod tests {
         cache.put_original(&s, original, 0).await;
         let (hit, tier) = cache.get_original(&s).await.unwrap();
         assert_eq!((&hit.body[..], tier), (&b"original"[..], Tier::Memory));
+    }
+
+    #[tokio::test]
+    async fn an_original_is_kept_on_its_second_use_and_held_until_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = settings(Some(dir.path().to_path_buf()));
+        settings.keep_sources_min_uses = 2;
+        let cache = Cache::new(settings);
+        let s = source();
+        let disk = cache.disk.clone().unwrap();
+        let original = Arc::new(Entry::new(Bytes::from_static(b"original"), "x/y", ""));
+        cache.put_original(&s, original, 0).await;
+        assert_eq!(disk.usage(), 0, "first use: nothing written");
+        assert!(cache.memory.get(&key::original(&s)).await.is_none());
+        // The second use (another size) is made from the held bytes, and keeps them.
+        let (hit, tier) = cache.get_original(&s).await.unwrap();
+        assert_eq!((&hit.body[..], tier), (&b"original"[..], Tier::Memory));
+        assert!(disk.usage() > 0, "second use: written to disk");
+        let (_, tier) = cache.get_original(&s).await.unwrap();
+        assert_eq!(tier, Tier::Disk);
+    }
+
+    #[tokio::test]
+    async fn a_refetched_original_is_kept_on_its_second_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = settings(Some(dir.path().to_path_buf()));
+        settings.keep_sources_min_uses = 2;
+        let cache = Cache::new(settings);
+        let s = source();
+        let original = || Arc::new(Entry::new(Bytes::from_static(b"original"), "x/y", ""));
+        cache.put_original(&s, original(), 0).await;
+        // The held bytes are gone (evicted, expired): the next size fetches again.
+        cache.uses.as_ref().unwrap().held.invalidate(&s).await;
+        assert!(cache.get_original(&s).await.is_none());
+        cache.put_original(&s, original(), 0).await;
+        let (_, tier) = cache.get_original(&s).await.unwrap();
+        assert_eq!(tier, Tier::Disk);
+    }
+
+    #[tokio::test]
+    async fn a_purge_forgets_held_originals_and_their_count() {
+        let mut settings = settings(None);
+        settings.keep_sources_min_uses = 2;
+        let cache = Cache::new(settings);
+        let s = source();
+        let original = Arc::new(Entry::new(Bytes::from_static(b"original"), "x/y", ""));
+        cache.put_original(&s, original.clone(), 0).await;
+        cache.purge(&s).await.unwrap();
+        assert!(cache.get_original(&s).await.is_none());
+        // Work that started before the purge holds nothing.
+        cache.put_original(&s, original.clone(), 0).await;
+        assert!(cache.get_original(&s).await.is_none());
+        // Counting starts over: the first use after the purge is held, not kept.
+        let generation = cache.generation(&s);
+        cache.put_original(&s, original, generation).await;
+        assert!(cache.memory.get(&key::original(&s)).await.is_none());
+        let (_, tier) = cache.get_original(&s).await.unwrap();
+        assert_eq!(tier, Tier::Memory);
+        assert!(
+            cache.memory.get(&key::original(&s)).await.is_some(),
+            "kept now"
+        );
     }
 }

@@ -357,6 +357,11 @@ pub struct CacheConfig {
     /// Keep fetched originals (on disk; in memory without a disk tier), so other sizes need no
     /// new origin fetch.
     pub keep_sources: bool,
+    /// Keep an original on the use that reaches this count within an hour (1: on its first
+    /// fetch). Until then it is held in memory for a minute, within a quarter of `memory_mb`,
+    /// so the sizes of a `srcset` asked for together still need one fetch; a one-size source
+    /// costs no disk write.
+    pub keep_sources_min_uses: u32,
     /// Entries older than this many seconds are fetched and made again.
     pub ttl_s: u64,
     /// Deterministic failures (origin 404/410, 413, 415, 422) are remembered in memory for this
@@ -374,6 +379,7 @@ impl Default for CacheConfig {
             disk_min_free_mb: 1024,
             disk_min_free_percent: 5,
             keep_sources: true,
+            keep_sources_min_uses: 2,
             ttl_s: 30 * 24 * 3600,
             negative_ttl_s: 30,
         }
@@ -929,6 +935,12 @@ impl TryFrom<Config> for Settings {
                 return Err(invalid(key, format!("must be at most {max}")));
             }
         }
+        if !(1..=100).contains(&c.cache.keep_sources_min_uses) {
+            return Err(invalid(
+                "cache.keep_sources_min_uses",
+                "must be 1 to 100".into(),
+            ));
+        }
         if c.cache.disk_min_free_percent > 50 {
             return Err(invalid(
                 "cache.disk_min_free_percent",
@@ -1080,6 +1092,7 @@ impl TryFrom<Config> for Settings {
                 dir: (c.cache.disk_mb > 0).then(|| PathBuf::from(&c.cache.dir)),
                 disk_bytes: c.cache.disk_mb.saturating_mul(MIB),
                 keep_sources: c.cache.keep_sources,
+                keep_sources_min_uses: c.cache.keep_sources_min_uses,
                 ttl: Duration::from_secs(c.cache.ttl_s),
                 min_free_bytes: c.cache.disk_min_free_mb.saturating_mul(MIB),
                 min_free_percent: c.cache.disk_min_free_percent,
@@ -1314,8 +1327,14 @@ mod tests {
     #[test]
     fn config_out_of_range_values_are_named_not_panics() {
         type Set = fn(&mut Config);
-        let cases: [(&str, Set); 6] = [
+        let cases: [(&str, Set); 8] = [
             ("cache.ttl_s", |c| c.cache.ttl_s = u64::MAX),
+            ("cache.keep_sources_min_uses", |c| {
+                c.cache.keep_sources_min_uses = 0
+            }),
+            ("cache.keep_sources_min_uses", |c| {
+                c.cache.keep_sources_min_uses = 101
+            }),
             ("output.webp_effort", |c| c.output.webp_effort = 7),
             ("server.max_connections", |c| {
                 c.server.max_connections = usize::MAX

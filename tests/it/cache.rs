@@ -95,6 +95,36 @@ async fn cache_50_concurrent_identical_requests_make_one_fetch() {
 }
 
 #[tokio::test]
+async fn cache_originals_are_written_to_disk_on_their_second_use_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path().to_string_lossy().into_owned();
+    let origin = Origin::start(vec![]).await;
+    let p = proxy_with(move |c| c.cache.dir = d).await;
+    p.get(&img("w_100", &origin, JPG)).await.assert_ok();
+    assert_eq!(
+        files_under(dir.path()).len(),
+        1,
+        "a source asked for in one size: its rendition only"
+    );
+    // A second size is made from the original held in memory, which is kept now.
+    let r = p.get(&img("w_200", &origin, JPG)).await;
+    assert_eq!(r.header("x-cache"), "MISS");
+    assert_eq!(r.dims().0, 200);
+    assert_eq!(origin.hits(), 1);
+    assert_eq!(
+        files_under(dir.path()).len(),
+        3,
+        "two renditions and the original"
+    );
+    p.get(&img("w_300", &origin, JPG)).await.assert_ok();
+    assert_eq!(
+        origin.hits(),
+        1,
+        "the third size is made from the kept original"
+    );
+}
+
+#[tokio::test]
 async fn cache_variants_of_one_source_fetch_it_once() {
     let body = fixture("photo-2560x1600.jpg");
     let origin = Origin::start(vec![(
@@ -155,10 +185,14 @@ async fn corrupt_entries_are_refetched(damage: fn(&mut Vec<u8>)) {
     let d = dir.path().to_string_lossy().into_owned();
     let origin = Origin::start(vec![]).await;
     let path = img("w_100", &origin, JPG);
-    let good = {
-        let d = d.clone();
-        proxy_with(move |c| c.cache.dir = d).await.get(&path).await
+    // Originals kept on their first use, so both files of the entry can be damaged.
+    let keep_now = |d: String| {
+        move |c: &mut imgcdn::config::Config| {
+            c.cache.dir = d;
+            c.cache.keep_sources_min_uses = 1;
+        }
     };
+    let good = proxy_with(keep_now(d.clone())).await.get(&path).await;
     let files = files_under(dir.path());
     assert!(files.len() >= 2, "variant and original on disk: {files:?}");
     for f in &files {
@@ -166,7 +200,7 @@ async fn corrupt_entries_are_refetched(damage: fn(&mut Vec<u8>)) {
         damage(&mut data);
         std::fs::write(f, data).expect("write");
     }
-    let p = proxy_with(move |c| c.cache.dir = d).await;
+    let p = proxy_with(keep_now(d)).await;
     let r = p.get(&path).await;
     r.assert_ok();
     assert_eq!(

@@ -334,8 +334,10 @@ async fn fleet_kept_originals_make_every_size_one_origin_fetch_per_fleet() {
     let a = proxy(keep(&s3)).await;
     let b = proxy(keep(&s3)).await;
     a.get(&img("w_100", &origin, JPG)).await.assert_ok();
-    // The rendition and the original.
-    eventually("both uploads", || renditions(&s3).len() == 2).await;
+    // The second size keeps the original (`cache.keep_sources_min_uses`): two renditions and
+    // the original.
+    a.get(&img("w_150", &origin, JPG)).await.assert_ok();
+    eventually("three uploads", || renditions(&s3).len() == 3).await;
     let other_size = b.get(&img("w_220", &origin, JPG)).await;
     other_size.assert_ok();
     assert_eq!(other_size.header("x-cache"), "MISS");

@@ -167,8 +167,8 @@ async fn metrics_count_requests_stages_cache_and_origin_errors() {
         "imgcdn_stage_duration_seconds_count{stage=\"fetch\"} 1",
         "imgcdn_origin_errors_total{class=\"origin-error\"} 1",
         "imgcdn_cache_entries{tier=\"memory\"} 1",
-        // The rendition and the kept original.
-        "imgcdn_cache_entries{tier=\"disk\"} 2",
+        // The rendition: the original is held in memory until its second use.
+        "imgcdn_cache_entries{tier=\"disk\"} 1",
         "imgcdn_workers_busy 0",
         "imgcdn_queue_depth 0",
     ] {
