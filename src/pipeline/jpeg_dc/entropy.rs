@@ -302,11 +302,21 @@ impl<'a> Bits<'a> {
     /// [`Huffman::skip_table`].
     #[inline]
     pub(super) fn skip_ac(&mut self, t: &Huffman, skip: &[u16; 1 << SKIP_BITS]) -> Option<()> {
+        self.skip_ac_from(t, skip, 1)
+    }
+
+    /// Step over a block's AC coefficients from zigzag position `k` on (see [`Bits::skip_ac`]).
+    #[inline]
+    pub(super) fn skip_ac_from(
+        &mut self,
+        t: &Huffman,
+        skip: &[u16; 1 << SKIP_BITS],
+        mut k: u32,
+    ) -> Option<()> {
         // The accumulator lives in registers for the loop (through `&mut self` it would be
         // stored and reloaded at every symbol); `self` is synced around refills and the
         // one-symbol path.
         let (mut acc, mut n) = (self.acc, self.n);
-        let mut k = 1u32;
         while k < 64 {
             if n < 32 {
                 (self.acc, self.n) = (acc, n);
@@ -401,6 +411,76 @@ impl<'a> Bits<'a> {
         }
         (self.acc, self.n) = (acc, n);
         Some(last)
+    }
+
+    /// Decode a block's AC coefficients at zigzag positions `1..N` into `low` (zigzag order,
+    /// not dequantised; `low[0]` is left alone), then skip the rest of the block with `skip`
+    /// from wherever the last decoded symbol ended. A run that jumps past `N - 1` leaves its
+    /// coefficient unstored. Accumulator in registers, as in [`Bits::skip_ac`].
+    #[inline]
+    pub(super) fn decode_low<const N: usize>(
+        &mut self,
+        t: &Huffman,
+        skip: &[u16; 1 << SKIP_BITS],
+        low: &mut [i16; N],
+    ) -> Option<()> {
+        let (mut acc, mut n) = (self.acc, self.n);
+        let mut k = 1u32;
+        while (k as usize) < N {
+            if n < 32 {
+                (self.acc, self.n) = (acc, n);
+                self.refill();
+                (acc, n) = (self.acc, self.n);
+            }
+            let index = (acc >> (64 - LOOKAHEAD)) as usize & LOOKAHEAD_MASK;
+            let f = t.ac_fast[index];
+            let used = (f & 31) as u32;
+            if f != 0 && used <= n {
+                acc <<= used;
+                n -= used;
+                k += ((f >> 5) & 15) as u32;
+                if let Some(slot) = low.get_mut(k as usize) {
+                    *slot = (f >> 16) as i16;
+                }
+                k += 1;
+                continue;
+            }
+            let e = t.fast[index];
+            let len = u32::from(e >> 8);
+            let sym = if e != 0 && len <= n {
+                acc <<= len;
+                n -= len;
+                e as u8
+            } else {
+                (self.acc, self.n) = (acc, n);
+                let sym = self.decode_slow(t)?;
+                (acc, n) = (self.acc, self.n);
+                sym
+            };
+            let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+            if size == 0 {
+                if run != 15 {
+                    // End of block: nothing left to skip.
+                    (self.acc, self.n) = (acc, n);
+                    return Some(());
+                }
+                k += 16;
+                continue;
+            }
+            if size > n {
+                return None; // the segment ends inside the magnitude bits
+            }
+            let v = (acc >> (64 - size)) as u32;
+            acc <<= size;
+            n -= size;
+            k += run;
+            if let Some(slot) = low.get_mut(k as usize) {
+                *slot = extend(v, size) as i16;
+            }
+            k += 1;
+        }
+        (self.acc, self.n) = (acc, n);
+        self.skip_ac_from(t, skip, k)
     }
 
     /// A block's DC difference: its magnitude category's Huffman code, then that many bits,

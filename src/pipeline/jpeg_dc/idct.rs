@@ -106,6 +106,132 @@ pub(super) fn idct_2x2(coefs: &[i16; 64], quant: &[u16; 64], last: usize) -> Opt
     Some(out)
 }
 
+/// `jpeg_idct_4x4`: the sixteen samples (row-major) of a block from its coefficients (zigzag
+/// order, quantised) and quantisers (zigzag order): what libjpeg runs at 1/4 scale on a
+/// component subsampled by two on both axes (4:2:0 chroma). It reads every row and column but
+/// 4. `None` where libjpeg-turbo's SIMD version (`jsimd_idct_4x4`: 16-bit dequantisation,
+/// 16-bit lanes between the passes, 32-bit products) and its C version could part ways, as in
+/// [`idct_2x2`].
+pub(super) fn idct_4x4(coefs: &[i16; 64], quant: &[u16; 64], last: usize) -> Option<[u8; 16]> {
+    const FIX_0_211164243: i64 = 1730;
+    const FIX_0_509795579: i64 = 4176;
+    const FIX_0_601344887: i64 = 4926;
+    const FIX_0_765366865: i64 = 6270;
+    const FIX_0_899976223: i64 = 7373;
+    const FIX_1_061594337: i64 = 8697;
+    const FIX_1_451774981: i64 = 11893;
+    const FIX_1_847759065: i64 = 15137;
+    const FIX_2_172734803: i64 = 17799;
+    const FIX_2_562915447: i64 = 20995;
+    // Dequantised, natural order.
+    let mut c = [0i64; 64];
+    for (k, (&coef, &q)) in coefs.iter().zip(quant).enumerate().take(last + 1) {
+        let d = i32::from(coef) * i32::from(q as i16);
+        if d != 0 {
+            c[usize::from(NATURAL[k])] = i64::from(i16::try_from(d).ok()?);
+        }
+    }
+    let descale = |x: i64, n: u32| (x + (1 << (n - 1))) >> n;
+    let in_i32 = |x: i64| (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&x);
+    // One 8-point column or row (indices 0..8, 4 unused) into four outputs, before descaling.
+    let transform = |v: [i64; 8]| -> Option<[i64; 4]> {
+        let tmp0 = v[0] << 14;
+        let tmp2 = v[2] * FIX_1_847759065 - v[6] * FIX_0_765366865;
+        let (tmp10, tmp12) = (tmp0 + tmp2, tmp0 - tmp2);
+        let (z1, z2, z3, z4) = (v[7], v[5], v[3], v[1]);
+        let odd0 = -z1 * FIX_0_211164243 + z2 * FIX_1_451774981 - z3 * FIX_2_172734803
+            + z4 * FIX_1_061594337;
+        let odd2 = -z1 * FIX_0_509795579 - z2 * FIX_0_601344887
+            + z3 * FIX_0_899976223
+            + z4 * FIX_2_562915447;
+        let out = [tmp10 + odd2, tmp12 + odd0, tmp12 - odd0, tmp10 - odd2];
+        // The SIMD version sums its products in 32-bit lanes.
+        (out.iter().all(|&x| in_i32(x)) && in_i32(tmp2) && in_i32(odd0) && in_i32(odd2))
+            .then_some(out)
+    };
+    // Pass 1: each column (but 4) into four rows, CONST_BITS - PASS1_BITS + 1 = 12.
+    let mut ws = [[0i64; 8]; 4];
+    for col in (0..8).filter(|&col| col != 4) {
+        let v = std::array::from_fn(|row| c[row * 8 + col]);
+        let out = transform(v)?;
+        for (row, x) in out.into_iter().enumerate() {
+            // 16-bit lanes between the passes in the SIMD version (C keeps an int).
+            ws[row][col] = i64::from(i16::try_from(descale(x, 12)).ok()?);
+        }
+    }
+    // Pass 2: each row into four samples, CONST_BITS + PASS1_BITS + 3 + 1 = 19.
+    let mut out = [0u8; 16];
+    for (row, w) in ws.iter().enumerate() {
+        for (col, x) in transform(*w)?.into_iter().enumerate() {
+            out[row * 4 + col] = saturate(descale(x, 19))?;
+        }
+    }
+    Some(out)
+}
+
+/// The low-frequency 2x2 transform the 1/4 path uses for full-resolution components: the
+/// four samples (row-major) of a block from its zigzag coefficients 0..=4 (DC, the first
+/// horizontal and vertical terms and their product; zigzag 3, the second vertical term,
+/// contributes nothing at the sample centres) and the quantisers (zigzag order).
+///
+/// This is the exact 2-point inverse DCT of the block's low 2x2 coefficients, libjpeg 9's
+/// `jpeg_idct_2x2` form: each sample is the 8x8 inverse DCT restricted to those
+/// coefficients, evaluated at the centre of its 4x4 quadrant, `(F00 ± F01 ± F10 ± F11) / 8`.
+/// There the first cosine is `cos(π/4)`, so the weights are exactly ±1: a smooth ramp keeps
+/// its full contrast (a quadrant *average* would weigh F01 by 0.906, libjpeg-turbo's
+/// `FIX_3_624509785 / 4`, a slight blur). Clamped, never wrapped: the output is an
+/// estimate, not any decoder's, so there is no range table to agree with.
+#[inline]
+pub(super) fn idct_low_2x2(low: &[i16; 5], quant: &[u16; 64]) -> [u8; 4] {
+    let dq = |k: usize| i64::from(low[k]) * i64::from(quant[k]);
+    // Plus 128 << 3 for the level shift and 4 for rounding.
+    let (f00, f01, f10, f11) = (dq(0) + (128 << 3) + 4, dq(1), dq(2), dq(4));
+    let (top0, top1) = (f00 + f10, f01 + f11);
+    let (bottom0, bottom1) = (f00 - f10, f01 - f11);
+    [
+        top0 + top1,
+        top0 - top1,
+        bottom0 + bottom1,
+        bottom0 - bottom1,
+    ]
+    .map(|x| (x >> 3).clamp(0, 255) as u8)
+}
+
+/// As [`idct_low_2x2`], with rows and columns 3 too (zigzag 0..=24) and quadrant-average
+/// weights (libjpeg-turbo's 2x2 weights for terms 1 and 3, without 5 and 7): measured against
+/// [`idct_low_2x2`] in the tests, kept for that comparison.
+#[cfg(test)]
+pub(super) fn idct_low_2x2_wide(low: &[i16; 25], quant: &[u16; 64], w1: i64, w3: i64) -> [u8; 4] {
+    // Dequantised, at [row][column] for rows and columns 0..4.
+    let mut c = [[0i64; 4]; 4];
+    for (k, (&v, &q)) in low.iter().zip(quant).enumerate() {
+        let natural = usize::from(NATURAL[k]);
+        if natural % 8 < 4 && natural / 8 < 4 {
+            c[natural / 8][natural % 8] = i64::from(v) * i64::from(q);
+        }
+    }
+    // Weights (Q13) of terms 0..4 at the first half's sample; the second half flips odd ones.
+    let half = |h: usize| {
+        let s = if h == 0 { 1 } else { -1 };
+        [8192, s * w1, 0, s * w3]
+    };
+    let mut out = [0u8; 4];
+    for r in 0..2 {
+        for col in 0..2 {
+            let (wr, wc) = (half(r), half(col));
+            let mut sum = 0i64;
+            for v in 0..4 {
+                for u in 0..4 {
+                    sum += c[v][u] * wr[v] * wc[u];
+                }
+            }
+            let x = (sum + (1 << 28)) >> 29;
+            out[r * 2 + col] = (x + 128).clamp(0, 255) as u8;
+        }
+    }
+    out
+}
+
 /// The sample for a centred 2x2-IDCT output: within ±511, libjpeg's C range table and
 /// libjpeg-turbo's SIMD `jsimd_idct_2x2` (what the linked library runs on x86-64) both
 /// saturate to 0..=255. Beyond it they part ways (the table wraps, the SIMD lanes saturate or
