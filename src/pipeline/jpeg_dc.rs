@@ -66,7 +66,7 @@ mod idct;
 #[cfg(test)]
 mod tests;
 
-use entropy::{extend, Bits, Huffman, SkipTable, TableSpec};
+use entropy::{extend, Bits, Huffman, LowTable, SkipTable, TableSpec};
 use idct::{idct_1x1, idct_2x2, idct_4x4, idct_low_2x2, ycc_to_rgb};
 
 use super::Pixels;
@@ -550,7 +550,9 @@ impl<'a> Parser<'a> {
         let mut dc: [Option<Huffman>; 4] = Default::default();
         let mut ac: [Option<Huffman>; 4] = Default::default();
         let mut skips: [Option<SkipTable>; 4] = Default::default();
+        let mut lows: [Option<LowTable>; 4] = Default::default();
         let skips_ac = |mode| !matches!(mode, Mode::Exact2 | Mode::Exact4);
+        let decodes_low = |mode| !matches!(mode, Mode::Dc | Mode::Exact2 | Mode::Exact4);
         for m in members {
             if dc[m.dc].is_none() {
                 dc[m.dc] = Some(build(&self.dc_tables, m.dc)?);
@@ -561,6 +563,9 @@ impl<'a> Parser<'a> {
             if skips_ac(mode(&self.comps[m.ci])?) && skips[m.ac].is_none() {
                 skips[m.ac] = Some(ac[m.ac].as_ref()?.skip_table());
             }
+            if decodes_low(mode(&self.comps[m.ci])?) && lows[m.ac].is_none() {
+                lows[m.ac] = Some(ac[m.ac].as_ref()?.low_table());
+            }
         }
         let mut plans = Vec::with_capacity(members.len());
         for m in members {
@@ -569,42 +574,51 @@ impl<'a> Parser<'a> {
                 dc[m.dc].as_ref()?,
                 ac[m.ac].as_ref()?,
                 skips[m.ac].as_deref().filter(|_| skips_ac(mode)),
+                lows[m.ac].as_deref().filter(|_| decodes_low(mode)),
                 mode,
             ));
         }
         let shape = self.shape(members, walk.interleaved);
         let comps = &mut self.comps;
         walk.run(&shape, &mut bits, |bits, pred, m, bx, by| {
-            let (dc_table, ac_table, skip, mode) = plans[m];
+            let (dc_table, ac_table, skip, low_table, mode) = plans[m];
             let c = &mut comps[members[m].ci];
+            let quant = c.quant.as_ref()?;
+            if mode == Mode::Low {
+                let mut low = [0i16; 5];
+                let diff = bits.low_block(dc_table, ac_table, (skip?, low_table?), &mut low)?;
+                pred[m] = pred[m].checked_add(diff)?;
+                low[0] = i16::try_from(pred[m]).ok()?;
+                let [a, b, c0, d] = idct_low_2x2(&low, quant);
+                let row = 2 * c.bw;
+                let at = 2 * by * row + 2 * bx;
+                let out = c.samples.get_mut(at..at + row + 2)?;
+                (out[0], out[1], out[row], out[row + 1]) = (a, b, c0, d);
+                return Some(());
+            }
+            #[cfg(test)]
+            if let Mode::Wide(w1, w3) = mode {
+                let mut low = [0i16; 25];
+                let diff = bits.low_block(dc_table, ac_table, (skip?, low_table?), &mut low)?;
+                pred[m] = pred[m].checked_add(diff)?;
+                low[0] = i16::try_from(pred[m]).ok()?;
+                let [a, b, c0, d] = idct::idct_low_2x2_wide(&low, quant, w1, w3);
+                let row = 2 * c.bw;
+                let at = 2 * by * row + 2 * bx;
+                let out = c.samples.get_mut(at..at + row + 2)?;
+                (out[0], out[1], out[row], out[row + 1]) = (a, b, c0, d);
+                return Some(());
+            }
             pred[m] = pred[m].checked_add(bits.dc_diff(dc_table)?)?;
             let dc = i16::try_from(pred[m]).ok()?;
-            let quant = c.quant.as_ref()?;
             let samples = match mode {
                 Mode::Dc => {
                     *c.dc.get_mut(by * c.bw + bx)? = dc;
                     return bits.skip_ac(ac_table, skip?);
                 }
-                Mode::Low => {
-                    let mut low = [dc, 0, 0, 0, 0];
-                    bits.decode_low(ac_table, skip?, &mut low)?;
-                    let [a, b, c0, d] = idct_low_2x2(&low, quant);
-                    let row = 2 * c.bw;
-                    let at = 2 * by * row + 2 * bx;
-                    let out = c.samples.get_mut(at..at + row + 2)?;
-                    (out[0], out[1], out[row], out[row + 1]) = (a, b, c0, d);
-                    return Some(());
-                }
+                Mode::Low => return None, // above
                 #[cfg(test)]
-                Mode::Wide(w1, w3) => {
-                    let mut low = [0i16; 25];
-                    low[0] = dc;
-                    bits.decode_low(ac_table, skip?, &mut low)?;
-                    let out = idct::idct_low_2x2_wide(&low, quant, w1, w3);
-                    let mut s = [0u8; 16];
-                    s[..4].copy_from_slice(&out);
-                    s
-                }
+                Mode::Wide(..) => return None,
                 Mode::Exact2 => {
                     let mut block = [0i16; 64];
                     block[0] = dc;
