@@ -696,9 +696,13 @@ impl<'a> Parser<'a> {
             }
             [a, b, c] => {
                 for (line, ((a, b), c)) in out.zip(a.zip(b).zip(c)) {
+                    if !rgb {
+                        idct::ycc_row_to_rgb(a, b, c, line);
+                        continue;
+                    }
                     let src = a.iter().zip(b).zip(c);
                     for (px, ((&a, &b), &c)) in line.chunks_exact_mut(3).zip(src) {
-                        px.copy_from_slice(&if rgb { [a, b, c] } else { ycc_to_rgb(a, b, c) });
+                        px.copy_from_slice(&[a, b, c]);
                     }
                 }
             }
