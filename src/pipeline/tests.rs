@@ -1755,7 +1755,8 @@ fn baseline_shrunk_by_four_takes_the_quarter_path_unless_turned_off() {
             ..Codecs::default()
         },
     };
-    let base = fixture!("photo-2560x1600.jpg");
+    // Grayscale baseline (4:4:4 and grayscale are what the pipeline takes at 1/4).
+    let base = fixture!("gray-2560x1600.jpg");
     let on = prepare(&base, &req(true), &LIMITS).expect("prepare");
     assert_eq!((on.shrink, on.dc_only), (4, true));
     let off = prepare(&base, &req(false), &LIMITS).expect("prepare");
@@ -1765,7 +1766,7 @@ fn baseline_shrunk_by_four_takes_the_quarter_path_unless_turned_off() {
     let p = prepare(&prog, &req(true), &LIMITS).expect("prepare");
     assert_eq!((p.shrink, p.dc_only), (4, false));
     // The codec's decode at that plan is the quarter decoder's output (and not libjpeg's).
-    let decode = |p: &Prepared| {
+    let decode = |bytes: &[u8], p: &Prepared| {
         let at = codec::DecodeAt {
             page: 1,
             shrink: p.shrink,
@@ -1773,10 +1774,10 @@ fn baseline_shrunk_by_four_takes_the_quarter_path_unless_turned_off() {
             jpeg_decoder: JpegDecoder::Turbo,
             dc_only: p.dc_only,
         };
-        (p.codec.decode)(&base, &p.probe.header(), &at, &LIMITS).expect("decode")
+        (p.codec.decode)(bytes, &p.probe.header(), &at, &LIMITS).expect("decode")
     };
     let quarter = decode_jpeg_quarter(&base).expect("quarter path takes the file");
-    let (with, without) = (decode(&on), decode(&off));
+    let (with, without) = (decode(&base, &on), decode(&base, &off));
     assert!(
         with.buf == quarter.2,
         "jpeg_quarter = true decodes with jpeg_dc"
@@ -1786,6 +1787,14 @@ fn baseline_shrunk_by_four_takes_the_quarter_path_unless_turned_off() {
         "jpeg_quarter = false decodes with libjpeg"
     );
     assert_eq!((with.width, with.height), (without.width, without.height));
+    // 4:2:0 goes to libjpeg even with jpeg_quarter on (measured faster there).
+    let photo = fixture!("photo-2560x1600.jpg");
+    let on = prepare(&photo, &req(true), &LIMITS).expect("prepare");
+    let off = prepare(&photo, &req(false), &LIMITS).expect("prepare");
+    assert!(
+        decode(&photo, &on).buf == decode(&photo, &off).buf,
+        "4:2:0 at 1/4"
+    );
     // The renders differ, but little.
     let run = |q| decoded(&render(&base, &req(q), &LIMITS).expect("render")).to_rgb8();
     let (a, b) = (run(true), run(false));

@@ -123,16 +123,28 @@ pub(super) fn idct_4x4(coefs: &[i16; 64], quant: &[u16; 64], last: usize) -> Opt
     const FIX_1_847759065: i64 = 15137;
     const FIX_2_172734803: i64 = 17799;
     const FIX_2_562915447: i64 = 20995;
-    // Dequantised, natural order.
-    let mut c = [0i64; 64];
+    let descale = |x: i64, n: u32| (x + (1 << (n - 1))) >> n;
+    let dc = i32::from(coefs[0]) * i32::from(quant[0] as i16);
+    let dc = i64::from(i16::try_from(dc).ok()?);
+    if last == 0 {
+        // A flat block (most chroma blocks): pass 1 gives `dc << 2` down every column, pass 2
+        // `(that + 16) >> 5`, as libjpeg's zero-AC shortcuts do.
+        let ws = i16::try_from(dc << 2).ok()?;
+        return Some([saturate(descale(i64::from(ws), 5))?; 16]);
+    }
+    // Dequantised at [row][column], and which columns hold a non-zero coefficient (the
+    // others give exact zeros in pass 1).
+    let mut c = [[0i64; 8]; 8];
+    let mut cols = 0u8;
     for (k, (&coef, &q)) in coefs.iter().zip(quant).enumerate().take(last + 1) {
         let d = i32::from(coef) * i32::from(q as i16);
         if d != 0 {
-            c[usize::from(NATURAL[k])] = i64::from(i16::try_from(d).ok()?);
+            let natural = usize::from(NATURAL[k]);
+            c[natural / 8][natural % 8] = i64::from(i16::try_from(d).ok()?);
+            cols |= 1 << (natural % 8);
         }
     }
-    let descale = |x: i64, n: u32| (x + (1 << (n - 1))) >> n;
-    let in_i32 = |x: i64| (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&x);
+    let in_i32 = |x: i64| i32::try_from(x).is_ok();
     // One 8-point column or row (indices 0..8, 4 unused) into four outputs, before descaling.
     let transform = |v: [i64; 8]| -> Option<[i64; 4]> {
         let tmp0 = v[0] << 14;
@@ -151,8 +163,13 @@ pub(super) fn idct_4x4(coefs: &[i16; 64], quant: &[u16; 64], last: usize) -> Opt
     };
     // Pass 1: each column (but 4) into four rows, CONST_BITS - PASS1_BITS + 1 = 12.
     let mut ws = [[0i64; 8]; 4];
-    for col in (0..8).filter(|&col| col != 4) {
-        let v = std::array::from_fn(|row| c[row * 8 + col]);
+    for col in 0..8 {
+        if col == 4 || cols & (1 << col) == 0 {
+            continue;
+        }
+        let v = [
+            c[0][col], c[1][col], c[2][col], c[3][col], c[4][col], c[5][col], c[6][col], c[7][col],
+        ];
         let out = transform(v)?;
         for (row, x) in out.into_iter().enumerate() {
             // 16-bit lanes between the passes in the SIMD version (C keeps an int).

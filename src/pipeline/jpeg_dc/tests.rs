@@ -387,7 +387,7 @@ fn quarter_size_is_libjpeg_size_and_other_samplings_decline() {
         for subsamp in QUARTER_SAMPLINGS {
             for optimize in [false, true] {
                 let bytes = jpeg_at(w, h, subsamp, false, 85, optimize);
-                let q = decode_quarter(&bytes).expect("4:4:4, grey and 4:2:0 are taken");
+                let q = quarter(&bytes).expect("4:4:4, grey and 4:2:0 are taken");
                 let (_, tw, th) = turbo_quarter(&bytes);
                 assert_eq!((q.width, q.height), (tw, th), "{w}x{h} {subsamp:?}");
                 assert_eq!(
@@ -400,7 +400,7 @@ fn quarter_size_is_libjpeg_size_and_other_samplings_decline() {
         }
         for subsamp in DECLINED_SAMPLINGS {
             let bytes = jpeg_at(w, h, subsamp, false, 85, false);
-            assert!(decode_quarter(&bytes).is_none(), "{w}x{h} {subsamp:?}");
+            assert!(quarter(&bytes).is_none(), "{w}x{h} {subsamp:?}");
         }
     }
 }
@@ -467,7 +467,7 @@ fn quarter_is_close_to_libjpeg_quarter_on_photos() {
     // detail (aliasing in libjpeg's, a little extra contrast on ramps in ours): measured
     // 39-44 dB on these photos.
     for (name, bytes) in quarter_photos() {
-        let q = decode_quarter(&bytes).expect("taken");
+        let q = quarter(&bytes).expect("taken");
         let (reference, tw, th) = turbo_quarter(&bytes);
         assert_eq!((q.width, q.height), (tw, th));
         let db = psnr(&q.buf, &reference);
@@ -510,7 +510,7 @@ fn quarter_renders_as_well_as_libjpeg_quarter() {
         );
         let reference = resized(full, fw, fh, to);
         let start = std::time::Instant::now();
-        let q = decode_quarter(&bytes).expect("taken");
+        let q = quarter(&bytes).expect("taken");
         let low_ms = start.elapsed().as_secs_f64() * 1e3;
         let ours = psnr(&resized(q.buf, tw, th, to), &reference);
         let theirs = psnr(&resized(turbo, tw, th, to), &reference);
@@ -555,16 +555,16 @@ fn quarter_truncated_or_flipped_never_panics() {
             .step_by(89)
             .chain([bytes.len() - 2, bytes.len() - 1])
         {
-            assert!(decode_quarter(&bytes[..cut]).is_none(), "cut at {cut}");
+            assert!(quarter(&bytes[..cut]).is_none(), "cut at {cut}");
         }
-        assert!(decode_quarter(&bytes).is_some());
+        assert!(quarter(&bytes).is_some());
         // Flip bits anywhere: no panic; an answer has libjpeg's size when libjpeg decodes.
         let mut flipped = bytes.clone();
         let mut answered = 0;
         for i in (2..bytes.len()).step_by(11) {
             for bit in [0, 4, 7] {
                 flipped[i] ^= 1 << bit;
-                if let Some(q) = decode_quarter(&flipped) {
+                if let Some(q) = quarter(&flipped) {
                     answered += 1;
                     assert_eq!(q.buf.len(), q.width as usize * q.height as usize * 3);
                     if let Some((_, w, h)) = try_turbo_at(&flipped, ScalingFactor::ONE_QUARTER) {
@@ -588,16 +588,39 @@ fn quarter_declines_progressive_cmyk_and_the_rest() {
         "base422-rst.jpg",
         "base-4x2.jpg",
     ] {
-        assert!(decode_quarter(&fixture(name)).is_none(), "{name}");
+        assert!(quarter(&fixture(name)).is_none(), "{name}");
     }
     for subsamp in QUARTER_SAMPLINGS {
         assert!(
-            decode_quarter(&jpeg(64, 48, subsamp, true)).is_none(),
+            quarter(&jpeg(64, 48, subsamp, true)).is_none(),
             "progressive"
         );
     }
-    assert!(decode_quarter(b"").is_none());
-    assert!(decode_quarter(b"\xff\xd8").is_none());
+    assert!(quarter(b"").is_none());
+    assert!(quarter(b"\xff\xd8").is_none());
     let bytes = include_bytes!("../../../fuzz/regressions/jpeg_dc/chroma-2x2-out-of-range.jpg");
-    let _ = decode_quarter(bytes);
+    let _ = quarter(bytes);
+}
+
+/// The 1/4 decoder with 4:2:0 taken (the pipeline's call declines it).
+fn quarter(bytes: &[u8]) -> Option<Pixels> {
+    decode_quarter(bytes, true)
+}
+
+#[test]
+fn quarter_for_the_pipeline_leaves_4_2_0_to_libjpeg() {
+    for (subsamp, taken) in [
+        (Subsamp::None, true),
+        (Subsamp::Gray, true),
+        (Subsamp::Sub2x2, false),
+    ] {
+        let bytes = jpeg(64, 48, subsamp, false);
+        assert_eq!(
+            decode_quarter(&bytes, false).is_some(),
+            taken,
+            "{subsamp:?}"
+        );
+        assert!(quarter(&bytes).is_some(), "{subsamp:?}");
+    }
+    assert!(decode_quarter(&fixture("photo-2560x1600.jpg"), false).is_none());
 }
