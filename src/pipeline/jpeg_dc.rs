@@ -634,7 +634,8 @@ impl<'a> Parser<'a> {
                     *c.dc.get_mut(by * c.bw + bx)? = dc;
                     return bits.skip_ac(ac_table, skip?);
                 }
-                Mode::Low => return None, // above
+                // Handled above, before the DC is decoded here.
+                Mode::Low => return None,
                 #[cfg(test)]
                 Mode::Wide(..) => return None,
                 Mode::Exact2 => {

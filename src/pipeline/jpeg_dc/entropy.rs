@@ -149,12 +149,12 @@ impl Huffman {
         None
     }
 
-    /// The next [`LOW_BITS`] bits → the first symbol when its code and magnitude bits fit:
-    /// `value << 16 | run << 5 | bits`, or an end-of-block (`LOW_EOB | bits`) or a run of
-    /// sixteen zeros (`LOW_ZRL | bits`); when only the code fits, `symbol << 16 | LOW_SYM |
-    /// code bits` (the magnitude bits follow); 0 when the code is longer. [`Bits::decode_low`]'s table:
-    /// the low-frequency coefficients are the large ones, whose magnitude bits rarely fit in
-    /// the nine bits of `ac_fast`.
+    /// [`Bits::low_block`]'s table. The next [`LOW_BITS`] bits → the first symbol when its
+    /// code and magnitude bits fit: `value << 16 | run << 5 | bits`, or an end-of-block
+    /// (`LOW_EOB | bits`) or a run of sixteen zeros (`LOW_ZRL | bits`); when only the code
+    /// fits, `symbol << 16 | LOW_SYM | code bits` (the magnitude bits follow, read from the
+    /// accumulator: the low-frequency coefficients are the large ones); 0 when the code is
+    /// longer (then the one-symbol path).
     pub(super) fn low_table(&self) -> LowTable {
         let mut table = Box::new([0i32; 1 << LOW_BITS]);
         for (w, slot) in table.iter_mut().enumerate() {
@@ -546,7 +546,7 @@ impl<'a> Bits<'a> {
                 }
                 k += 1;
             }
-            // The rest skipped, as `skip_ac_from`.
+            // The rest skipped, as `skip_ac` does.
             while k < 64 {
                 if n < 32 {
                     (self.acc, self.n) = (acc, n);
