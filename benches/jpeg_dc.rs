@@ -8,6 +8,10 @@
 //! alternating which goes first, so drift on a noisy machine hits both; the table gives the
 //! median thread-CPU ms of each and their ratio (the issue-18 figure: DC-only / libjpeg 1/8),
 //! and checks the two outputs are equal (max channel difference). A measurement, not a test.
+//!
+//! A second row per baseline file times the 1/4 decoder (`pipeline::decode_jpeg_quarter`)
+//! against libjpeg-turbo's 1/4 decode the same way; its outputs are close, not equal, so that
+//! row gives their PSNR instead of the max difference.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,9 +29,16 @@ fn cpu() -> Duration {
 }
 
 fn turbo_eighth(bytes: &[u8]) -> Vec<u8> {
+    turbo_at(bytes, ScalingFactor::ONE_EIGHTH)
+}
+
+fn turbo_quarter(bytes: &[u8]) -> Vec<u8> {
+    turbo_at(bytes, ScalingFactor::ONE_QUARTER)
+}
+
+fn turbo_at(bytes: &[u8], f: ScalingFactor) -> Vec<u8> {
     let mut d = Decompressor::new().expect("decompressor");
     let header = d.read_header(bytes).expect("header");
-    let f = ScalingFactor::ONE_EIGHTH;
     let (w, h) = (f.scale(header.width), f.scale(header.height));
     let mut buf = vec![0; w * h * 3];
     d.set_scaling_factor(f).expect("scale");
@@ -40,6 +51,34 @@ fn turbo_eighth(bytes: &[u8]) -> Vec<u8> {
     };
     d.decompress(bytes, image).expect("decompress");
     buf
+}
+
+/// Median thread-CPU ms of `ours` and `theirs` over `rounds` alternating rounds.
+fn race(rounds: usize, ours: &dyn Fn(), theirs: &dyn Fn()) -> (f64, f64) {
+    let time = |f: &dyn Fn()| {
+        let t0 = cpu();
+        f();
+        (cpu() - t0).as_secs_f64() * 1e3
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            a.push(time(ours));
+            b.push(time(theirs));
+        } else {
+            b.push(time(theirs));
+            a.push(time(ours));
+        }
+    }
+    (median(a), median(b))
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = (a.iter().zip(b))
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -80,7 +119,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
-    println!("| file | kind | MB | DC-only ms | libjpeg-turbo 1/8 ms | ratio | max diff |");
+    println!(
+        "| file | kind | MB | ours ms (DC-only 1/8, or quarter) | libjpeg-turbo ms (1/8, or 1/4) | ratio | max diff (1/4: PSNR) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for path in files {
         let name = path
@@ -105,6 +146,23 @@ fn main() {
             header.height
         );
         let mb = bytes.len() as f64 / 1e6;
+        if let Some((_, _, ours)) = pipeline::decode_jpeg_quarter(&bytes) {
+            let reference = turbo_quarter(&bytes);
+            let db = psnr(&ours, &reference);
+            let (q, t) = race(
+                rounds,
+                &|| {
+                    std::hint::black_box(pipeline::decode_jpeg_quarter(&bytes));
+                },
+                &|| {
+                    std::hint::black_box(turbo_quarter(&bytes));
+                },
+            );
+            println!(
+                "| {name} | {kind}, **1/4** (quarter / libjpeg-turbo 1/4) | {mb:.1} | {q:.2} | {t:.2} | {:.2} | {db:.1} dB |",
+                q / t
+            );
+        }
         let Some((_, _, ours)) = pipeline::decode_jpeg_eighth(&bytes) else {
             println!("| {name} | {kind} | {mb:.1} | falls back | | | |");
             continue;
@@ -114,28 +172,15 @@ fn main() {
             .map(|(a, b)| a.abs_diff(*b))
             .max()
             .unwrap_or(0);
-        let (mut dc, mut turbo) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let time = |f: &dyn Fn()| {
-                let t0 = cpu();
-                f();
-                (cpu() - t0).as_secs_f64() * 1e3
-            };
-            let run_dc = || {
+        let (d, t) = race(
+            rounds,
+            &|| {
                 std::hint::black_box(pipeline::decode_jpeg_eighth(&bytes));
-            };
-            let run_turbo = || {
+            },
+            &|| {
                 std::hint::black_box(turbo_eighth(&bytes));
-            };
-            if round % 2 == 0 {
-                dc.push(time(&run_dc));
-                turbo.push(time(&run_turbo));
-            } else {
-                turbo.push(time(&run_turbo));
-                dc.push(time(&run_dc));
-            }
-        }
-        let (d, t) = (median(dc), median(turbo));
+            },
+        );
         println!(
             "| {name} | {kind} | {mb:.1} | {d:.2} | {t:.2} | {:.2} | {diff} |",
             d / t

@@ -1,5 +1,5 @@
 //! Time `pipeline::render` on one file: `cargo run --release --example render_time -- FILE W [N]`.
-//! `DC_ONLY=0` turns the DC-only JPEG path off, `WEBP_EFFORT=0..6` sets libwebp's method, `JPEG_DECODER=rust` picks the
+//! `DC_ONLY=0` turns the DC-only JPEG path off, `JPEG_QUARTER=0` the 1/4 baseline JPEG path, `WEBP_EFFORT=0..6` sets libwebp's method, `JPEG_DECODER=rust` picks the
 //! pure-Rust JPEG decoder, `FORMAT=avif|webp|jpeg|png|gif` the output format, `OPTIONS=c_fill,h_300,g_auto`
 //! more options, `ICC=p3` embeds a Display P3 profile in a JPEG source first, for A/B runs.
 use std::time::Instant;
@@ -61,6 +61,7 @@ fn main() {
         default_quality: 80,
         codecs: imgcdn::pipeline::Codecs {
             dc_only: std::env::var("DC_ONLY").map_or(true, |v| v != "0"),
+            jpeg_quarter: std::env::var("JPEG_QUARTER").map_or(true, |v| v != "0"),
             jpeg_decoder: match std::env::var("JPEG_DECODER").as_deref() {
                 Ok("rust") => imgcdn::pipeline::JpegDecoder::Rust,
                 _ => imgcdn::pipeline::JpegDecoder::Turbo,

@@ -995,6 +995,7 @@ impl TryFrom<Config> for Settings {
         let codecs = Codecs {
             jpeg_decoder: c.pipeline.jpeg_decoder,
             dc_only: c.pipeline.dc_only,
+            jpeg_quarter: Codecs::default().jpeg_quarter,
             avif: AvifSettings {
                 speed: c.output.avif_speed,
                 quality: c.output.avif_quality,

@@ -96,6 +96,9 @@ pub struct Codecs {
     /// Decode a JPEG from its DC coefficients (`pipeline::jpeg_dc`) when shrinking it by 8:
     /// the DC scans of a progressive file, the skipped AC codes of a baseline one.
     pub dc_only: bool,
+    /// Decode a baseline JPEG shrunk by 4 from the low-frequency coefficients of each block
+    /// (`pipeline::jpeg_dc`); false = libjpeg-turbo's 1/4 decode.
+    pub jpeg_quarter: bool,
     pub avif: AvifSettings,
     /// libwebp's method for still WebP, 0 (fastest) ..= 6 (smallest); 4 is libwebp's and
     /// sharp's default (`output.webp_effort`).
@@ -115,6 +118,7 @@ impl Default for Codecs {
         Codecs {
             jpeg_decoder: JpegDecoder::Turbo,
             dc_only: true,
+            jpeg_quarter: true,
             avif: AvifSettings::default(),
             webp_effort: 4,
             keep_copyright: false,
@@ -257,6 +261,18 @@ pub fn decode_jpeg_eighth(bytes: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
     jpeg_dc::decode(bytes).map(|p| (p.width, p.height, p.buf))
 }
 
+/// The 1/4-scale baseline JPEG decoder on its own (`pipeline.jpeg_quarter`): `(width,
+/// height, RGB8)` at libjpeg-turbo's 1/4 output size, full-resolution components from their
+/// low-frequency coefficients (close to libjpeg-turbo's 1/4 decode, not equal), 4:2:0 chroma
+/// as libjpeg decodes it; `None` for progressive files and samplings other than 4:4:4, 4:2:0
+/// and grayscale. For the benchmark and the fuzz target. The pipeline calls it itself for
+/// 4:4:4 and grayscale only (4:2:0 measured slower than libjpeg-turbo's 1/4 decode: it goes
+/// to libjpeg-turbo). The caller bounds the source's pixels first (it allocates about 1/16 of
+/// a byte per pixel per component, plus the RGB output).
+pub fn decode_jpeg_quarter(bytes: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+    jpeg_dc::decode_quarter(bytes, true).map(|p| (p.width, p.height, p.buf))
+}
+
 /// The header facts and the plan every later stage works from.
 struct Prepared {
     format: Format,
@@ -356,17 +372,20 @@ fn prepare(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> Result<Prepared,
         _ => 1,
     };
     // A JPEG shrunk by 8 needs only its DC coefficients (4:2:0 chroma: its blocks whole, for
-    // libjpeg's 2x2 IDCT). Lossless and 4-component files always go to libjpeg; the rest
-    // `jpeg_dc` checks itself and declines what it cannot reproduce exactly.
-    let dc_only = shrink == 8
-        && req.codecs.dc_only
-        && probe.jpeg.is_some_and(|j| {
-            !j.lossless
-                && !matches!(
-                    j.colorspace,
-                    turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
-                )
-        });
+    // libjpeg's 2x2 IDCT); a baseline one shrunk by 4 only the lowest few of each block (4:2:0
+    // chroma: whole, for libjpeg's 4x4 IDCT). Lossless and 4-component files always go to
+    // libjpeg; the rest `jpeg_dc` checks itself and declines what it does not take.
+    let dc_only = match shrink {
+        8 => req.codecs.dc_only,
+        4 => req.codecs.jpeg_quarter && probe.jpeg.is_some_and(|j| !j.progressive),
+        _ => false,
+    } && probe.jpeg.is_some_and(|j| {
+        !j.lossless
+            && !matches!(
+                j.colorspace,
+                turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
+            )
+    });
     Ok(Prepared {
         format,
         codec,
@@ -572,13 +591,16 @@ pub fn peak_memory(bytes: &[u8], req: &Request<'_>, limits: &Limits) -> u64 {
             .saturating_mul(p.codec.decode_bytes_per_pixel),
     };
     // The DC-only path: two bytes a block a component (four for a 2x2-IDCT component's
-    // samples), and the 1/8 RGB image. When it declines, the path above runs after it, so the
+    // samples), and the 1/8 RGB image; at 1/4 (baseline), a byte a 1/4-scale sample a
+    // component and the 1/4 RGB image. When it declines, the path above runs after it, so the
     // larger of the two is what a request may use (a progressive file whose DC scans decode
     // but whose end is missing still costs libjpeg's coefficient buffer).
-    let decode = if p.dc_only {
-        decode.max(px(w.div_ceil(8), h.div_ceil(8)).saturating_mul(3 + 4 * components))
-    } else {
-        decode
+    let decode = match (p.dc_only, p.shrink) {
+        (true, 4) => decode.max(px(w.div_ceil(4), h.div_ceil(4)).saturating_mul(3 + components)),
+        (true, _) => {
+            decode.max(px(w.div_ceil(8), h.div_ceil(8)).saturating_mul(3 + 4 * components))
+        }
+        (false, _) => decode,
     };
     // `trim_` decodes first on its own (JPEG at a scale keeping 1024 px), freed before the
     // decode above.

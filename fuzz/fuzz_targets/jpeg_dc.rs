@@ -4,6 +4,8 @@
 //! accept the file (libjpeg without a warning), the sizes are equal and every channel of every
 //! pixel is within ±1 — except progressive files whose chroma libjpeg reconstructs with a 2x2
 //! IDCT (4:2:0 and other both-axes subsampling), which the DC-only path estimates by design.
+//! The 1/4 decoder (`pipeline::decode_jpeg_quarter`) runs on every input too: never panics,
+//! and when it answers, its size is libjpeg-turbo's 1/4 size whenever libjpeg decodes the file.
 #![no_main]
 
 use imgcdn::pipeline;
@@ -16,6 +18,12 @@ fuzz_target!(|data: &[u8]| {
     };
     if header.width.saturating_mul(header.height) > 4_000_000 {
         return;
+    }
+    if let Some((w, h, quarter)) = pipeline::decode_jpeg_quarter(data) {
+        assert_eq!(quarter.len(), w as usize * h as usize * 3);
+        if let Some((_, rw, rh)) = turbo_at(data, ScalingFactor::ONE_QUARTER) {
+            assert_eq!((w, h), (rw, rh), "1/4 size");
+        }
     }
     let Some((w, h, ours)) = pipeline::decode_jpeg_eighth(data) else {
         return;
@@ -31,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
                 | Subsamp::Sub4x1
                 | Subsamp::Sub1x4
         );
-    let Some((reference, rw, rh)) = turbo_eighth(data) else {
+    let Some((reference, rw, rh)) = turbo_at(data, ScalingFactor::ONE_EIGHTH) else {
         return;
     };
     assert_eq!((w, h), (rw, rh), "size");
@@ -44,11 +52,10 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// libjpeg-turbo's 1/8 decode to RGB, `None` when it fails or warns.
-fn turbo_eighth(bytes: &[u8]) -> Option<(Vec<u8>, u32, u32)> {
+/// libjpeg-turbo's decode at `f` to RGB, `None` when it fails or warns.
+fn turbo_at(bytes: &[u8], f: ScalingFactor) -> Option<(Vec<u8>, u32, u32)> {
     let mut d = Decompressor::new().ok()?;
     let header = d.read_header(bytes).ok()?;
-    let f = ScalingFactor::ONE_EIGHTH;
     let (w, h) = (f.scale(header.width), f.scale(header.height));
     let mut buf = vec![0; w.checked_mul(h)?.checked_mul(3)?];
     d.set_scaling_factor(f).ok()?;

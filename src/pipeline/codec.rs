@@ -84,7 +84,8 @@ pub(crate) struct DecodeAt {
     /// `max_source_pixels`). A vector codec renders at `ceil(width * scale) x ceil(height *
     /// scale)`; raster codecs ignore it.
     pub scale: f64,
-    /// JPEG: libjpeg-turbo or the Rust decoder, and whether to try the DC-only path.
+    /// JPEG: libjpeg-turbo or the Rust decoder, and whether to try `jpeg_dc` first (at 1/8, or
+    /// at 1/4 for a baseline file).
     pub jpeg_decoder: JpegDecoder,
     pub dc_only: bool,
 }

@@ -1742,3 +1742,70 @@ fn render_png_and_webp_apply_their_exif_orientation() {
         assert_eq!((r.width, r.height), (4, 2), "{what}");
     }
 }
+
+#[test]
+fn baseline_shrunk_by_four_takes_the_quarter_path_unless_turned_off() {
+    let t = with_format(tf(Some(600), None), Format::Png);
+    let req = |jpeg_quarter| Request {
+        transform: &t,
+        accept: Accept::default(),
+        default_quality: 80,
+        codecs: Codecs {
+            jpeg_quarter,
+            ..Codecs::default()
+        },
+    };
+    // Grayscale baseline (4:4:4 and grayscale are what the pipeline takes at 1/4).
+    let base = fixture!("gray-2560x1600.jpg");
+    let on = prepare(&base, &req(true), &LIMITS).expect("prepare");
+    assert_eq!((on.shrink, on.dc_only), (4, true));
+    let off = prepare(&base, &req(false), &LIMITS).expect("prepare");
+    assert_eq!((off.shrink, off.dc_only), (4, false));
+    // Progressive files stay with libjpeg at 1/4.
+    let prog = fixture!("progressive-2560x1600.jpg");
+    let p = prepare(&prog, &req(true), &LIMITS).expect("prepare");
+    assert_eq!((p.shrink, p.dc_only), (4, false));
+    // The codec's decode at that plan is the quarter decoder's output (and not libjpeg's).
+    let decode = |bytes: &[u8], p: &Prepared| {
+        let at = codec::DecodeAt {
+            page: 1,
+            shrink: p.shrink,
+            scale: 1.0,
+            jpeg_decoder: JpegDecoder::Turbo,
+            dc_only: p.dc_only,
+        };
+        (p.codec.decode)(bytes, &p.probe.header(), &at, &LIMITS).expect("decode")
+    };
+    let quarter = decode_jpeg_quarter(&base).expect("quarter path takes the file");
+    let (with, without) = (decode(&base, &on), decode(&base, &off));
+    assert!(
+        with.buf == quarter.2,
+        "jpeg_quarter = true decodes with jpeg_dc"
+    );
+    assert!(
+        without.buf != quarter.2,
+        "jpeg_quarter = false decodes with libjpeg"
+    );
+    assert_eq!((with.width, with.height), (without.width, without.height));
+    // 4:2:0 goes to libjpeg even with jpeg_quarter on (measured faster there).
+    let photo = fixture!("photo-2560x1600.jpg");
+    let on = prepare(&photo, &req(true), &LIMITS).expect("prepare");
+    let off = prepare(&photo, &req(false), &LIMITS).expect("prepare");
+    assert!(
+        decode(&photo, &on).buf == decode(&photo, &off).buf,
+        "4:2:0 at 1/4"
+    );
+    // The renders differ, but little.
+    let run = |q| decoded(&render(&base, &req(q), &LIMITS).expect("render")).to_rgb8();
+    let (a, b) = (run(true), run(false));
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mse = (a.as_raw().iter().zip(b.as_raw()))
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-9)).log10();
+    assert!(
+        db > 38.0 && db < 99.0,
+        "quarter vs libjpeg render: {db:.1} dB"
+    );
+}

@@ -98,10 +98,17 @@ fn decode(
     at: &DecodeAt,
     limits: &Limits,
 ) -> Result<Pixels, PipelineError> {
-    if at.dc_only {
-        if let Some(pixels) = jpeg_dc::decode(bytes) {
-            return Ok(pixels);
-        }
+    // The pipeline sets `dc_only` only at 1/8 (`pipeline.dc_only`) and, for baseline files,
+    // at 1/4 (`pipeline.jpeg_quarter`).
+    let fast = match at.shrink {
+        _ if !at.dc_only => None,
+        8 => jpeg_dc::decode(bytes),
+        // 4:2:0 is left to libjpeg-turbo at 1/4 (measured faster there).
+        4 => jpeg_dc::decode_quarter(bytes, false),
+        _ => None,
+    };
+    if let Some(pixels) = fast {
+        return Ok(pixels);
     }
     let header_warning = header.jpeg.is_some_and(|j| j.header_warning);
     match at.jpeg_decoder {

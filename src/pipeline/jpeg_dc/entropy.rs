@@ -20,6 +20,17 @@ const SKIP_MASK: usize = (1 << SKIP_BITS) - 1;
 /// An AC table's skip table (see the module doc and [`Huffman::skip_table`]).
 pub(super) type SkipTable = Box<[u16; 1 << SKIP_BITS]>;
 
+/// Bits of the index of [`LowTable`].
+const LOW_BITS: u32 = 10;
+const LOW_MASK: usize = (1 << LOW_BITS) - 1;
+
+/// An AC table's whole-symbol table for the first few coefficients of a block (see
+/// [`Huffman::low_table`]): 4 KB, in L1 beside the skip table.
+pub(super) type LowTable = Box<[i32; 1 << LOW_BITS]>;
+const LOW_EOB: i32 = 1 << 9;
+const LOW_ZRL: i32 = 1 << 10;
+const LOW_SYM: i32 = 1 << 11;
+
 /// A DHT table as the file defines it: checked when it is read, turned into a [`Huffman`]
 /// (with its lookup tables) only when a scan uses it, so a file of many table definitions
 /// costs what parsing them costs.
@@ -136,6 +147,33 @@ impl Huffman {
             }
         }
         None
+    }
+
+    /// [`Bits::low_block`]'s table. The next [`LOW_BITS`] bits → the first symbol when its
+    /// code and magnitude bits fit: `value << 16 | run << 5 | bits`, or an end-of-block
+    /// (`LOW_EOB | bits`) or a run of sixteen zeros (`LOW_ZRL | bits`); when only the code
+    /// fits, `symbol << 16 | LOW_SYM | code bits` (the magnitude bits follow, read from the
+    /// accumulator: the low-frequency coefficients are the large ones); 0 when the code is
+    /// longer (then the one-symbol path).
+    pub(super) fn low_table(&self) -> LowTable {
+        let mut table = Box::new([0i32; 1 << LOW_BITS]);
+        for (w, slot) in table.iter_mut().enumerate() {
+            let window = ((w as u32) << (16 - LOW_BITS)) & 0xFFFF;
+            let Some((len, sym)) = self.lookup(window, LOW_BITS) else {
+                continue;
+            };
+            let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+            *slot = match (run, size) {
+                (15, 0) => LOW_ZRL | len as i32,
+                (_, 0) => LOW_EOB | len as i32,
+                _ if len + size <= LOW_BITS => {
+                    let v = (w as u32 >> (LOW_BITS - len - size)) & ((1 << size) - 1);
+                    extend(v, size) << 16 | (run as i32) << 5 | (len + size) as i32
+                }
+                _ => i32::from(sym) << 16 | LOW_SYM | len as i32,
+            };
+        }
+        table
     }
 
     /// The skip table for this table used as an AC table (see the module doc): from the
@@ -401,6 +439,144 @@ impl<'a> Bits<'a> {
         }
         (self.acc, self.n) = (acc, n);
         Some(last)
+    }
+
+    /// One block of a full-resolution component at 1/4: its DC difference (returned), its AC
+    /// coefficients at zigzag positions `1..N` into `low` (zigzag order, not dequantised;
+    /// `low[0]` is left alone), and the rest of the block skipped with the skip table from
+    /// wherever the last decoded symbol ended. A run that jumps past `N - 1` leaves its
+    /// coefficient unstored. One pass with the accumulator in registers: the decode is a chain
+    /// of dependent table lookups, and every store and reload of `self` would lengthen it.
+    #[inline(always)]
+    pub(super) fn low_block<const N: usize>(
+        &mut self,
+        dc: &Huffman,
+        ac: &Huffman,
+        tables: (&[u16; 1 << SKIP_BITS], &[i32; 1 << LOW_BITS]),
+        low: &mut [i16; N],
+    ) -> Option<i32> {
+        let (skip, fast) = tables;
+        if self.n < 32 {
+            self.refill();
+        }
+        let (mut acc, mut n) = (self.acc, self.n);
+        // The DC difference, as `dc_diff`.
+        let e = dc.fast[(acc >> (64 - LOOKAHEAD)) as usize & LOOKAHEAD_MASK];
+        let len = u32::from(e >> 8);
+        let s = if e != 0 && len <= n {
+            acc <<= len;
+            n -= len;
+            u32::from(e as u8)
+        } else {
+            (self.acc, self.n) = (acc, n);
+            let s = self.decode_slow(dc)?;
+            (acc, n) = (self.acc, self.n);
+            u32::from(s)
+        };
+        if s > 11 || s > n {
+            return None;
+        }
+        let diff = if s == 0 {
+            0
+        } else {
+            let v = (acc >> (64 - s)) as u32;
+            acc <<= s;
+            n -= s;
+            extend(v, s)
+        };
+        let mut k = 1u32;
+        'block: {
+            // The low coefficients, one symbol per lookup.
+            while (k as usize) < N {
+                if n < 32 {
+                    (self.acc, self.n) = (acc, n);
+                    self.refill();
+                    (acc, n) = (self.acc, self.n);
+                }
+                let f = fast[(acc >> (64 - LOW_BITS)) as usize & LOW_MASK];
+                let used = (f & 31) as u32;
+                if f & LOW_SYM != 0 {
+                    // The code, then its magnitude bits straight from the accumulator.
+                    let sym = (f >> 16) as u32;
+                    let (run, size) = (sym >> 4, sym & 15);
+                    if used + size <= n {
+                        acc <<= used;
+                        let v = (acc >> (64 - size)) as u32;
+                        acc <<= size;
+                        n -= used + size;
+                        k += run;
+                        if let Some(slot) = low.get_mut(k as usize) {
+                            *slot = extend(v, size) as i16;
+                        }
+                        k += 1;
+                        continue;
+                    }
+                } else if f != 0 && used <= n {
+                    acc <<= used;
+                    n -= used;
+                    if f & LOW_EOB != 0 {
+                        break 'block;
+                    }
+                    if f & LOW_ZRL != 0 {
+                        k += 16;
+                        continue;
+                    }
+                    k += ((f >> 5) & 15) as u32;
+                    if let Some(slot) = low.get_mut(k as usize) {
+                        *slot = (f >> 16) as i16;
+                    }
+                    k += 1;
+                    continue;
+                }
+                (self.acc, self.n) = (acc, n);
+                let sym = self.decode(ac)?;
+                let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+                let v = self.get(size)?;
+                (acc, n) = (self.acc, self.n);
+                if size == 0 {
+                    if run != 15 {
+                        break 'block;
+                    }
+                    k += 16;
+                    continue;
+                }
+                k += run;
+                if let Some(slot) = low.get_mut(k as usize) {
+                    *slot = extend(v, size) as i16;
+                }
+                k += 1;
+            }
+            // The rest skipped, as `skip_ac` does.
+            while k < 64 {
+                if n < 32 {
+                    (self.acc, self.n) = (acc, n);
+                    self.refill();
+                    (acc, n) = (self.acc, self.n);
+                }
+                let e = u32::from(skip[(acc >> (64 - SKIP_BITS)) as usize & SKIP_MASK]);
+                let (used, advance, eob) = (e & 31, (e >> 5) & 127, e >> 12);
+                if used != 0 && used <= n && k + advance + eob <= 64 {
+                    acc <<= used;
+                    n -= used;
+                    if eob != 0 {
+                        break;
+                    }
+                    k += advance;
+                } else {
+                    (self.acc, self.n) = (acc, n);
+                    let sym = self.decode(ac)?;
+                    let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+                    self.get(size)?;
+                    (acc, n) = (self.acc, self.n);
+                    if size == 0 && run != 15 {
+                        break;
+                    }
+                    k += if size == 0 { 16 } else { run + 1 };
+                }
+            }
+        }
+        (self.acc, self.n) = (acc, n);
+        Some(diff)
     }
 
     /// A block's DC difference: its magnitude category's Huffman code, then that many bits,
