@@ -327,6 +327,10 @@ pub struct PipelineConfig {
     /// 1/8 result); `progressive_dc`, its name before baseline files were covered, still reads.
     #[serde(alias = "progressive_dc")]
     pub dc_only: bool,
+    /// Baseline 4:4:4 and grayscale JPEGs shrunk by 4 decoded from each block's four
+    /// lowest-frequency coefficients (pure Rust, close to libjpeg's 1/4 result, not equal);
+    /// false = libjpeg-turbo's 1/4 decode.
+    pub jpeg_quarter: bool,
 }
 
 impl Default for PipelineConfig {
@@ -335,6 +339,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             jpeg_decoder: c.jpeg_decoder,
             dc_only: c.dc_only,
+            jpeg_quarter: c.jpeg_quarter,
         }
     }
 }
@@ -995,7 +1000,7 @@ impl TryFrom<Config> for Settings {
         let codecs = Codecs {
             jpeg_decoder: c.pipeline.jpeg_decoder,
             dc_only: c.pipeline.dc_only,
-            jpeg_quarter: Codecs::default().jpeg_quarter,
+            jpeg_quarter: c.pipeline.jpeg_quarter,
             avif: AvifSettings {
                 speed: c.output.avif_speed,
                 quality: c.output.avif_quality,
@@ -1007,7 +1012,7 @@ impl TryFrom<Config> for Settings {
             svg_passthrough: c.output.svg_passthrough,
         };
         let output_profile = format!(
-            "q={} avif=q{},s{},max{} jpeg={:?} dc={} copyright={} pass={} svgpass={}{}",
+            "q={} avif=q{},s{},max{} jpeg={:?} dc={} copyright={} pass={} svgpass={}{}{}",
             c.output.default_quality,
             codecs.avif.quality,
             codecs.avif.speed,
@@ -1021,6 +1026,13 @@ impl TryFrom<Config> for Settings {
             match codecs.webp_effort {
                 4 => String::new(),
                 e => format!(" webp=e{e}"),
+            },
+            // Likewise libjpeg's exact 1/4 pixels: the quarter path's renditions are the same
+            // picture within noise, so keys made before it stay valid.
+            if codecs.jpeg_quarter {
+                ""
+            } else {
+                " quarter=off"
             }
         );
         Ok(Settings {
@@ -1323,6 +1335,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("default_quality"));
+    }
+
+    #[test]
+    fn changed_decoders_change_the_output_profile_and_defaults_keep_it() {
+        let profile = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            Settings::try_from(c).unwrap().output_profile
+        };
+        let default = profile(|_| {});
+        assert!(!default.contains("quarter"), "{default}");
+        let off = profile(|c| c.pipeline.jpeg_quarter = false);
+        assert_ne!(off, default);
+        assert_ne!(profile(|c| c.output.webp_effort = 2), default);
+        assert_eq!(profile(|c| c.pipeline.jpeg_quarter = true), default);
     }
 
     #[test]
