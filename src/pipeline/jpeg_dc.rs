@@ -416,6 +416,9 @@ impl<'a> Parser<'a> {
             let id = *seg.get(1 + 2 * i)?;
             let tables = *seg.get(2 + 2 * i)?;
             let ci = self.comps.iter().position(|c| c.id == id)?;
+            if tables >> 4 > 3 || tables & 15 > 3 {
+                return None; // table numbers are 0..=3 (libjpeg: "Bad Huffman table")
+            }
             members.push(Member {
                 ci,
                 dc: usize::from(tables >> 4),

@@ -349,6 +349,16 @@ fn chroma_far_out_of_range_falls_back() {
     assert!(decode(bytes).is_none(), "out of range: libjpeg decides");
 }
 
+#[test]
+fn huffman_table_numbers_above_3_decline_and_never_panic() {
+    // Found by the `jpeg_dc` fuzz target: a scan naming DC and AC table 5 (only 0..=3 exist)
+    // indexed past the four-table arrays, at 1/8 and 1/4 alike.
+    let bytes = include_bytes!("../../../fuzz/regressions/jpeg_dc/table-number-above-3.jpg");
+    assert!(decode(bytes).is_none());
+    assert!(decode_quarter(bytes, true).is_none());
+    assert!(decode_quarter(bytes, false).is_none());
+}
+
 // ---- 1/4 scale (baseline) ----
 
 /// libjpeg-turbo's decode at `f` to RGB, `None` when it fails or warns.
