@@ -610,12 +610,7 @@ impl<'a> Parser<'a> {
                 let diff = bits.low_block(dc_table, ac_table, (skip?, low_table?), &mut low)?;
                 pred[m] = pred[m].checked_add(diff)?;
                 low[0] = i16::try_from(pred[m]).ok()?;
-                let [a, b, c0, d] = idct_low_2x2(&low, quant);
-                let row = 2 * c.bw;
-                let at = 2 * by * row + 2 * bx;
-                let out = c.samples.get_mut(at..at + row + 2)?;
-                (out[0], out[1], out[row], out[row + 1]) = (a, b, c0, d);
-                return Some(());
+                return put_2x2(&mut c.samples, c.bw, bx, by, idct_low_2x2(&low, quant));
             }
             #[cfg(test)]
             if let Mode::Wide(w1, w3) = mode {
@@ -623,12 +618,13 @@ impl<'a> Parser<'a> {
                 let diff = bits.low_block(dc_table, ac_table, (skip?, low_table?), &mut low)?;
                 pred[m] = pred[m].checked_add(diff)?;
                 low[0] = i16::try_from(pred[m]).ok()?;
-                let [a, b, c0, d] = idct::idct_low_2x2_wide(&low, quant, w1, w3);
-                let row = 2 * c.bw;
-                let at = 2 * by * row + 2 * bx;
-                let out = c.samples.get_mut(at..at + row + 2)?;
-                (out[0], out[1], out[row], out[row + 1]) = (a, b, c0, d);
-                return Some(());
+                return put_2x2(
+                    &mut c.samples,
+                    c.bw,
+                    bx,
+                    by,
+                    idct::idct_low_2x2_wide(&low, quant, w1, w3),
+                );
             }
             pred[m] = pred[m].checked_add(bits.dc_diff(dc_table)?)?;
             let dc = i16::try_from(pred[m]).ok()?;
@@ -644,7 +640,7 @@ impl<'a> Parser<'a> {
                 Mode::Exact2 => {
                     let mut block = [0i16; 64];
                     block[0] = dc;
-                    let [a, b, c0, d] = match bits.decode_ac(ac_table, &mut block)? {
+                    let samples = match bits.decode_ac(ac_table, &mut block)? {
                         // No AC: the 2x2 IDCT of a flat block is `(dc * q0 + 4) >> 3` four
                         // times, limited as `idct_2x2` limits it (within the same 16-bit bound).
                         0 => {
@@ -654,11 +650,7 @@ impl<'a> Parser<'a> {
                         }
                         last => idct_2x2(&block, quant, last)?,
                     };
-                    let row = 2 * c.bw;
-                    let at = 2 * by * row + 2 * bx;
-                    let out = c.samples.get_mut(at..at + row + 2)?;
-                    (out[0], out[1], out[row], out[row + 1]) = (a, b, c0, d);
-                    return Some(());
+                    return put_2x2(&mut c.samples, c.bw, bx, by, samples);
                 }
                 Mode::Exact4 => {
                     let mut block = [0i16; 64];
@@ -815,6 +807,16 @@ impl<'a> Parser<'a> {
             alpha: false,
         })
     }
+}
+
+/// Store the 2x2 samples (row-major) of block `(bx, by)` in a plane `2 bw` samples wide.
+#[inline(always)]
+fn put_2x2(plane: &mut [u8], bw: usize, bx: usize, by: usize, v: [u8; 4]) -> Option<()> {
+    let row = 2 * bw;
+    let at = 2 * by * row + 2 * bx;
+    let out = plane.get_mut(at..at + row + 2)?;
+    (out[0], out[1], out[row], out[row + 1]) = (v[0], v[1], v[2], v[3]);
+    Some(())
 }
 
 /// How a scan walks its blocks: `ux` x `uy` units (MCUs of every member when interleaved,
