@@ -343,8 +343,22 @@ impl<'a> Bits<'a> {
         // The accumulator lives in registers for the loop (through `&mut self` it would be
         // stored and reloaded at every symbol); `self` is synced around refills and the
         // one-symbol path.
-        let (mut acc, mut n) = (self.acc, self.n);
-        let mut k = 1u32;
+        let (acc, n) = self.skip_from(t, skip, (self.acc, self.n), 1)?;
+        (self.acc, self.n) = (acc, n);
+        Some(())
+    }
+
+    /// The rest of a block from zigzag position `k` skipped, with the accumulator and its bit
+    /// count `(acc, n)` passed in and returned in registers: [`Bits::skip_ac`] from 1, and
+    /// [`Bits::low_block`] after its low coefficients.
+    #[inline(always)]
+    fn skip_from(
+        &mut self,
+        t: &Huffman,
+        skip: &[u16; 1 << SKIP_BITS],
+        (mut acc, mut n): (u64, u32),
+        mut k: u32,
+    ) -> Option<(u64, u32)> {
         while k < 64 {
             if n < 32 {
                 (self.acc, self.n) = (acc, n);
@@ -374,8 +388,7 @@ impl<'a> Bits<'a> {
                 k += if size == 0 { 16 } else { run + 1 };
             }
         }
-        (self.acc, self.n) = (acc, n);
-        Some(())
+        Some((acc, n))
     }
 
     /// Decode one block's AC coefficients into `block` (zigzag order, not dequantised),
@@ -547,33 +560,7 @@ impl<'a> Bits<'a> {
                 k += 1;
             }
             // The rest skipped, as `skip_ac` does.
-            while k < 64 {
-                if n < 32 {
-                    (self.acc, self.n) = (acc, n);
-                    self.refill();
-                    (acc, n) = (self.acc, self.n);
-                }
-                let e = u32::from(skip[(acc >> (64 - SKIP_BITS)) as usize & SKIP_MASK]);
-                let (used, advance, eob) = (e & 31, (e >> 5) & 127, e >> 12);
-                if used != 0 && used <= n && k + advance + eob <= 64 {
-                    acc <<= used;
-                    n -= used;
-                    if eob != 0 {
-                        break;
-                    }
-                    k += advance;
-                } else {
-                    (self.acc, self.n) = (acc, n);
-                    let sym = self.decode(ac)?;
-                    let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
-                    self.get(size)?;
-                    (acc, n) = (self.acc, self.n);
-                    if size == 0 && run != 15 {
-                        break;
-                    }
-                    k += if size == 0 { 16 } else { run + 1 };
-                }
-            }
+            (acc, n) = self.skip_from(ac, skip, (acc, n), k)?;
         }
         (self.acc, self.n) = (acc, n);
         Some(diff)

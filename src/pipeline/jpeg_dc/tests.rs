@@ -324,21 +324,7 @@ fn baseline_truncated_or_flipped_falls_back_or_equals_libjpeg() {
 
 /// libjpeg-turbo's 1/8 decode, `None` when it fails or warns.
 fn try_turbo_eighth(bytes: &[u8]) -> Option<(Vec<u8>, u32, u32)> {
-    let mut d = Decompressor::new().ok()?;
-    let header = d.read_header(bytes).ok()?;
-    let f = ScalingFactor::ONE_EIGHTH;
-    let (w, h) = (f.scale(header.width), f.scale(header.height));
-    let mut buf = vec![0; w.checked_mul(h)?.checked_mul(3)?];
-    d.set_scaling_factor(f).ok()?;
-    let image = Image {
-        pixels: buf.as_mut_slice(),
-        width: w,
-        pitch: w * 3,
-        height: h,
-        format: PixelFormat::RGB,
-    };
-    d.decompress(bytes, image).ok()?;
-    Some((buf, w as u32, h as u32))
+    try_turbo_at(bytes, ScalingFactor::ONE_EIGHTH)
 }
 
 #[test]
